@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates .venv and installs limbseg with everything it needs (no network but package registries).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PY:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip
+# torch + torchvision first: pip takes the releases that lie on this machine's disk when they match.
+.venv/bin/pip install -q "torch>=2.2,<3" "torchvision>=0.17"
+.venv/bin/pip install -q -e ".[dev]"
+# The shape model of the virtual cohort: data files only; its declared dependencies pin an old pydicom.
+.venv/bin/pip install -q --no-deps "articulated-ssm==0.2.0"
+# GUI assets (NiiVue viewer) from the npm registry, when npm is present.
+if [ -f src/limbseg/gui/package.json ] && command -v npm >/dev/null 2>&1; then
+    bash scripts/fetch-gui-assets.sh
+fi
