@@ -1,0 +1,142 @@
+"""Volume <-> axial slices for the 2D network, with exact geometry.
+
+Training and inference both go through these functions, so a model sees scans exactly as it
+was trained on them. The canonical grid is axis-aligned and axial:
+
+* ``i`` runs to the patient's Left (RAS -x), ``j`` to Posterior (RAS -y), ``k`` to Superior (RAS +z)
+  — the orientation of a standard axial DICOM series, so for such input only the in-plane
+  spacing changes;
+* in-plane spacing ``spacing_mm`` (the model's, e.g. 1.875 mm);
+* slice positions: the native ones when the input is axial (slice normal within 1 degree of the
+  z axis), otherwise ``slice_spacing_mm``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from scipy import ndimage
+
+from limbseg.volume import Volume
+
+CANONICAL_DIRECTIONS = np.diag([-1.0, -1.0, 1.0])  # columns: RAS directions of i, j, k
+AXIAL_TOLERANCE_DEG = 1.0
+ChannelMode = Literal["repeat", "2.5d"]
+
+
+def is_axial(volume: Volume) -> bool:
+    """True when the slice normal (k axis) is within 1 degree of the superior axis."""
+    k_dir = volume.direction[:, 2]
+    return bool(abs(k_dir[2]) >= np.cos(np.deg2rad(AXIAL_TOLERANCE_DEG)))
+
+
+def canonical_grid(volume: Volume, spacing_mm: float, slice_spacing_mm: float = 3.0) -> tuple[tuple[int, int, int], np.ndarray]:
+    """Shape and RAS affine of the canonical axial grid that covers ``volume``.
+
+    Returns:
+        (shape, affine): shape (I, J, K) and the 4x4 RAS affine of the canonical grid.
+    """
+    corners = np.array([[a, b, c] for a in (0, volume.shape[0] - 1) for b in (0, volume.shape[1] - 1)
+                        for c in (0, volume.shape[2] - 1)], dtype=float)
+    ras = volume.index_to_ras(corners)
+    lo, hi = ras.min(axis=0), ras.max(axis=0)
+    if is_axial(volume):
+        dz = abs(float(volume.affine[2, 2]))  # the k column's superior component = slice spacing
+    else:
+        dz = float(slice_spacing_mm)
+    spacing = np.array([spacing_mm, spacing_mm, dz])
+    # i runs from right (max x) to left, j from anterior (max y) to posterior, k from inferior up.
+    origin = np.array([hi[0], hi[1], lo[2]])
+    extent = hi - lo
+    shape = tuple(int(np.floor(extent[n] / spacing[n] + 1e-3)) + 1 for n in range(3))
+    affine = np.eye(4)
+    affine[:3, :3] = CANONICAL_DIRECTIONS * spacing
+    affine[:3, 3] = origin
+    return shape, affine  # type: ignore[return-value]
+
+
+def resample_array(
+    array: np.ndarray,
+    src_affine: np.ndarray,
+    dst_affine: np.ndarray,
+    dst_shape: tuple[int, ...],
+    *,
+    order: int = 1,
+    cval: float = 0.0,
+) -> np.ndarray:
+    """Resample a 3D array from one grid onto another (both RAS affines), voxel centres exact.
+
+    ``order`` 0 = nearest neighbour (labels), 1 = trilinear (images, probabilities).
+    """
+    m = np.linalg.inv(src_affine) @ dst_affine
+    matrix, offset = m[:3, :3], m[:3, 3]
+    if np.allclose(matrix, np.diag(np.diag(matrix)), atol=1e-9):
+        matrix = np.diag(matrix)  # scipy's fast separable path
+    return ndimage.affine_transform(
+        array, matrix, offset=offset, output_shape=tuple(dst_shape), order=order, mode="constant",
+        cval=cval, prefilter=False,
+    )
+
+
+def canonical_axial(volume: Volume, spacing_mm: float, *, order: int = 1, slice_spacing_mm: float = 3.0) -> Volume:
+    """Resample ``volume`` onto its canonical axial grid (see module docstring).
+
+    Images use ``order=1`` and come back as float32; labels use ``order=0`` and keep their dtype.
+    """
+    shape, affine = canonical_grid(volume, spacing_mm, slice_spacing_mm)
+    src = volume.array if order == 0 else volume.array.astype(np.float32, copy=False)
+    out = resample_array(src, volume.affine, affine, shape, order=order)
+    return Volume(out, affine, {**volume.meta, "canonical": True})
+
+
+def to_native(array: np.ndarray, canonical_affine: np.ndarray, native: Volume, *, order: int = 1,
+              cval: float = 0.0) -> np.ndarray:
+    """Resample an array on a canonical grid back onto the native grid of ``native`` (same shape/affine)."""
+    return resample_array(array, canonical_affine, native.affine, native.shape, order=order, cval=cval)
+
+
+def normalise(array: np.ndarray, lower: float = 0.5, upper: float = 99.5) -> np.ndarray:
+    """Robust intensity normalisation to [0, 1] (float32).
+
+    The percentiles are taken over the foreground (voxels above 1 % of the maximum), so the amount
+    of air in the field of view does not change the result.
+    """
+    a = np.asarray(array, dtype=np.float32)
+    peak = float(a.max()) if a.size else 0.0
+    fg = a[a > 0.01 * peak] if peak > 0 else a.ravel()
+    if fg.size < 100:
+        fg = a.ravel()
+    sample = fg[:: max(1, fg.size // 2_000_000)]
+    lo, hi = np.percentile(sample, [lower, upper])
+    if hi <= lo:
+        return np.zeros_like(a)
+    return np.clip((a - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def slice_channels(volume_ijk: np.ndarray, ks: np.ndarray | list[int], mode: ChannelMode = "2.5d") -> np.ndarray:
+    """Network inputs for axial slices ``ks`` of a normalised canonical volume.
+
+    Args:
+        volume_ijk: float32 array (I, J, K).
+        ks: slice indices.
+        mode: ``"repeat"``: the slice three times (the study); ``"2.5d"``: slices k-1, k, k+1
+            (edges replicated).
+
+    Returns:
+        float32 array (len(ks), 3, I, J).
+    """
+    ks = np.asarray(ks, dtype=int)
+    n_k = volume_ijk.shape[2]
+    if mode == "repeat":
+        idx = np.stack([ks, ks, ks], axis=1)
+    elif mode == "2.5d":
+        idx = np.clip(np.stack([ks - 1, ks, ks + 1], axis=1), 0, n_k - 1)
+    else:
+        raise ValueError(f"unknown channel mode {mode!r}")
+    return np.ascontiguousarray(np.moveaxis(volume_ijk[:, :, idx], (2, 3), (0, 1)), dtype=np.float32)
+
+
+def stack_channels(volume_ijk: np.ndarray, mode: ChannelMode = "2.5d") -> np.ndarray:
+    """All slices: float32 (K, 3, I, J)."""
+    return slice_channels(volume_ijk, np.arange(volume_ijk.shape[2]), mode)
