@@ -1,0 +1,212 @@
+"""Speed of ``limbseg segment`` (issue 5): end-to-end time and peak memory, vs the study's configuration.
+
+    python benchmarks/bench_segment.py [--threads 2] [--device cpu] [--model BUNDLE] [--pixel 0.9375]
+
+1. A virtual water-Dixon subject in the study's geometry (512x512, 0.9375 mm, 3 mm slices, pelvis to
+   ankles) is written as DICOM (not timed).
+2. ``segment()`` runs end to end in a child process (read, ROI, inference, post-processing, all
+   outputs): wall time and the child's peak resident memory.
+3. The study's configuration, same network, same process: every axial slice (no ROI) divided by
+   the maximum, resized to 256x256 (bilinear), 3 repeated channels, run, resized back.
+4. FLOPs per volume (torch FlopCounterMode on one slice x the number of slices) and the fraction of
+   this machine's measured matrix-multiply throughput (a large torch.mm) that inference reaches.
+Without ``--model`` the shipped model is used, or an untrained ResNet34 U-Net with the default
+preprocessing when none is installed (the speed is the same). Figures go to stdout and to
+``docs/benchmarks.md`` (section ``bench_segment``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bundle(model: str | None, workdir: Path) -> Path:
+    from limbseg.labels import DEFAULT_SCHEME
+    from limbseg.models.bundle import DEFAULT_PREPROCESSING, default_bundle_path, save_bundle
+    from limbseg.models.factory import architecture, build_model
+
+    if model:
+        return Path(model)
+    if (default_bundle_path() / "model.json").is_file():
+        return default_bundle_path()
+    arch = architecture("unet", "resnet34")
+    return save_bundle(workdir / "untrained-resnet34", [build_model(arch)],
+                       {"architecture": arch, "labels": DEFAULT_SCHEME.to_json(), "preprocessing": DEFAULT_PREPROCESSING})
+
+
+def _child(args: argparse.Namespace) -> None:
+    """Run segment() once and print its timings and peak RSS (MB) as JSON."""
+    import resource
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from limbseg.pipeline import segment
+
+    t = time.perf_counter()
+    result = segment(args.child_input, args.child_output, model=args.model, device=args.device)
+    wall = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"wall_s": wall, "peak_mb": peak, "timings": result.timings}))
+
+
+def _flops(model, shape: tuple[int, int], device) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, 3, *shape, device=device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return float(counter.get_total_flops())
+
+
+def _matmul_gflops(device) -> float:
+    import torch
+
+    a = torch.randn(2048, 2048, device=device)
+    b = torch.randn(2048, 2048, device=device)
+    times = []
+    for _ in range(5):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return 2 * 2048**3 / float(np.median(times)) / 1e9
+
+
+def _study(bundle_path: Path, dicom: Path, device: str) -> dict:
+    """The study's configuration: all slices, /max, 256x256, repeat channels."""
+    import torch
+
+    from limbseg.inference import Predictor
+    from limbseg.io import read_image
+    from limbseg.models.bundle import load_bundle
+
+    bundle = load_bundle(bundle_path)
+    predictor = Predictor(bundle, device=device)
+    vol = read_image(dicom)
+    t = time.perf_counter()
+    arr = torch.as_tensor(vol.array.astype(np.float32) / max(float(vol.array.max()), 1e-6))
+    x = arr.permute(2, 0, 1)[:, None]  # (K, 1, I, J)
+    x = torch.nn.functional.interpolate(x, size=(256, 256), mode="bilinear", align_corners=False)
+    probs = torch.as_tensor(predictor.predict_slices(x.repeat(1, 3, 1, 1).numpy()))
+    labels = torch.nn.functional.interpolate(probs, size=vol.shape[:2], mode="bilinear").argmax(1)
+    wall = time.perf_counter() - t
+    flops = _flops(predictor.models[0], (256, 256), predictor.device) * vol.shape[2] * len(predictor.models)
+    return {"wall_s": wall, "slices": vol.shape[2], "flops": flops, "labels_shape": list(labels.shape)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--pixel", type=float, default=0.9375)
+    parser.add_argument("--slice-thickness", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--child-input", help=argparse.SUPPRESS)
+    parser.add_argument("--child-output", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_input:
+        _child(args)
+        return
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from limbseg.inference import resolve_device
+    from limbseg.synth.cohort import synthesize_subject
+    from limbseg.synth.dicom_writer import write_mr_series
+
+    work = Path(tempfile.mkdtemp(prefix="bench_segment_"))
+    subject = synthesize_subject(args.seed, contrast="water", pixel=args.pixel, slice_thickness=args.slice_thickness)
+    dicom = write_mr_series(subject.image, work / "dicom", case=subject.case, seed=args.seed,
+                            description=subject.image.meta["description"], info=subject.info)
+    bundle = _bundle(args.model, work)
+    cmd = [sys.executable, __file__, "--child-input", str(dicom), "--child-output", str(work / "out"),
+           "--model", str(bundle), "--device", args.device, "--threads", str(args.threads)]
+    ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    study = _study(bundle, dicom, args.device)
+    device = resolve_device(args.device)
+    roi = json.loads((work / "out" / "labels.json").read_text())["roi"]
+    from limbseg.inference import Predictor
+    from limbseg.models.bundle import load_bundle
+
+    predictor = Predictor(load_bundle(bundle), device=args.device)
+    from limbseg.data.roi import crop_to_roi, find_roi
+    from limbseg.io import read_image
+
+    crop, _ = crop_to_roi(read_image(dicom), find_roi(read_image(dicom)))
+    inputs, _ = predictor.prepare(crop)
+    ours_flops = _flops(predictor.models[0], inputs.shape[-2:], predictor.device) * len(inputs) * len(predictor.models)
+    mm = _matmul_gflops(device)
+    inf_s = ours["timings"]["inference"]
+    fig = {
+        "shape": list(subject.image.shape), "spacing_mm": list(subject.image.spacing), "device": str(device),
+        "threads": args.threads, "cpu": platform.processor() or platform.machine(),
+        "ours_end_to_end_s": ours["wall_s"], "ours_peak_mb": ours["peak_mb"], "ours_timings": ours["timings"],
+        "ours_slices": len(inputs), "ours_slice_shape": list(inputs.shape[-2:]), "roi_z_mm": roi["z_mm"],
+        "ours_gflop": ours_flops / 1e9, "study_inference_s": study["wall_s"], "study_gflop": study["flops"] / 1e9,
+        "study_slices": study["slices"], "speedup_inference": study["wall_s"] / max(inf_s, 1e-9),
+        "matmul_gflops": mm, "ours_fraction_of_matmul": ours_flops / 1e9 / max(inf_s, 1e-9) / mm,
+        "study_fraction_of_matmul": study["flops"] / 1e9 / max(study["wall_s"], 1e-9) / mm,
+    }
+    text = _markdown(fig, " ".join(["python", "benchmarks/bench_segment.py", *sys.argv[1:]]))
+    print(text)
+    if not args.no_write:
+        _write_section(ROOT / "docs" / "benchmarks.md", text)
+
+
+def _markdown(f: dict, command: str) -> str:
+    t = f["ours_timings"]
+    return "\n".join([
+        "<!-- bench_segment:start -->",
+        "## `limbseg segment` speed (benchmarks/bench_segment.py)",
+        "",
+        f"Command: `{command}` — {f['device']}, {f['threads']} threads, {f['cpu']}.",
+        f"Virtual water-Dixon scan {f['shape']} voxels at {', '.join(f'{s:.4g}' for s in f['spacing_mm'])} mm.",
+        "",
+        "| | limbseg (ROI, bundle preprocessing) | study config (all slices, 256x256) |",
+        "|---|---|---|",
+        f"| slices through the network | {f['ours_slices']} of {f['ours_slice_shape']} | {f['study_slices']} of 256x256 |",
+        f"| inference time | {t['inference']:.1f} s | {f['study_inference_s']:.1f} s |",
+        f"| GFLOP per volume | {f['ours_gflop']:.0f} | {f['study_gflop']:.0f} |",
+        f"| fraction of measured matmul throughput ({f['matmul_gflops']:.0f} GFLOP/s) | "
+        f"{f['ours_fraction_of_matmul']:.0%} | {f['study_fraction_of_matmul']:.0%} |",
+        "",
+        f"End to end (read, ROI, inference, post-processing, all outputs): **{f['ours_end_to_end_s']:.1f} s**, "
+        f"peak memory **{f['ours_peak_mb'] / 1024:.2f} GB** (targets: 30 s, 4 GB). "
+        f"Inference speed-up over the study's configuration: **{f['speedup_inference']:.2f}x**.",
+        "Stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items()) + ".",
+        "<!-- bench_segment:end -->",
+    ])
+
+
+def _write_section(path: Path, text: str) -> None:
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    if "<!-- bench_segment:start -->" in old:
+        head, rest = old.split("<!-- bench_segment:start -->", 1)
+        tail = rest.split("<!-- bench_segment:end -->", 1)[1] if "<!-- bench_segment:end -->" in rest else ""
+        new = head + text + tail
+    else:
+        new = old.rstrip() + "\n\n" + text + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new)
+
+
+if __name__ == "__main__":
+    main()

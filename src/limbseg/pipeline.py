@@ -1,0 +1,222 @@
+"""``segment()``: the one place that knows the whole sequence from a scan to all outputs.
+
+read -> automatic ROI (:mod:`limbseg.data.roi`) -> crop (native grid) -> model (canonical axial
+slices, optional flip TTA, fold ensemble) -> back to the native grid -> post-processing ->
+outputs written into a temporary folder, then moved to ``output_dir`` (nothing partial is left).
+
+Outputs (DESIGN.md section 3): ``labels.nii.gz``, ``labels.json``, ``segmentation.seg.nrrd``,
+``segmentation.dcm`` (DICOM input only), ``meshes/<bone>_<side>.<fmt>``, ``statistics.csv``,
+``statistics.json``, ``qc/*.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from limbseg.errors import LimbsegError
+from limbseg.volume import LabelMap, Volume
+
+log = logging.getLogger(__name__)
+Progress = Callable[[float, str], None]
+MESH_FORMATS = ("ply", "stl", "obj")
+
+
+@dataclass
+class SegmentResult:
+    """What :func:`segment` produced: the label map (native grid), statistics rows, files and timings (s)."""
+
+    labels: LabelMap
+    statistics: list[dict[str, Any]]
+    output_dir: Path
+    files: list[Path] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def load_model(model: Any = None) -> Any:
+    """A :class:`~limbseg.models.bundle.ModelBundle` from a path, a loaded bundle, or the shipped default."""
+    from limbseg.models.bundle import ModelBundle, default_bundle_path, load_bundle
+
+    if isinstance(model, ModelBundle):
+        return model
+    path = Path(model) if model is not None else default_bundle_path()
+    if model is None and not (path / "model.json").is_file():
+        raise LimbsegError("the default model is not installed (pass --model BUNDLE)", path)
+    if not path.exists():
+        raise LimbsegError("no such model bundle", path)
+    return load_bundle(path)
+
+
+def predict_labels(predictor: Any, volume: Volume, *, tta: bool = False, progress: Progress | None = None) -> np.ndarray:
+    """Argmax labels (uint8, the volume's native grid) of the predictor's class probabilities.
+
+    With ``tta`` the slices are also run mirrored left-right (canonical axis ``i``) and the two
+    probability maps averaged. Channels are resampled to the native grid one at a time
+    (trilinear) and reduced by a running argmax, so memory stays at two native-size arrays.
+    """
+    from limbseg.data.slices import to_native
+
+    inputs, canon = predictor.prepare(volume)
+    probs = predictor.predict_slices(inputs, progress)  # (K, C, I, J)
+    if tta:
+        flipped = predictor.predict_slices(np.ascontiguousarray(inputs[:, :, ::-1, :]))
+        probs = 0.5 * (probs + flipped[:, :, ::-1, :])
+    best = labels = None
+    for c in range(probs.shape[1]):
+        chan = np.ascontiguousarray(np.transpose(probs[:, c], (1, 2, 0)))  # (I, J, K) canonical
+        p = to_native(chan, canon.affine, volume, order=1, cval=1.0 if c == 0 else 0.0)
+        if best is None:
+            best, labels = p, np.zeros(p.shape, dtype=np.uint8)
+        else:
+            better = p > best
+            labels[better] = c
+            best = np.where(better, p, best)
+    assert labels is not None
+    return labels
+
+
+def write_outputs(
+    image: Volume, labels: LabelMap, directory: Path, *, formats: Sequence[str] = ("ply",),
+    midline_x: float | None = None, extra_json: dict[str, Any] | None = None,
+) -> tuple[list[Path], list[dict[str, Any]]]:
+    """Write every output file for one scan into ``directory`` (which must exist).
+
+    Returns:
+        (files written, statistics rows).
+    """
+    from limbseg.export.meshes import export_meshes
+    from limbseg.export.qc import write_qc
+    from limbseg.export.seg_nrrd import write_seg_nrrd
+    from limbseg.export.statistics import compute_statistics, write_statistics
+    from limbseg.io import write_image
+
+    files = [write_image(labels, directory / "labels.nii.gz")]
+    doc = {**labels.scheme.to_json(), **(extra_json or {})}
+    (directory / "labels.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    files.append(directory / "labels.json")
+    files.append(write_seg_nrrd(labels, directory / "segmentation.seg.nrrd"))
+    if image.meta.get("dicom_files"):
+        from limbseg.export.dicom_seg import write_dicom_seg
+        from limbseg.io.dicom import read_source_datasets
+
+        try:
+            sources = read_source_datasets(image.meta, stop_before_pixels=True)
+            files.append(write_dicom_seg(labels, sources, directory / "segmentation.dcm"))
+        except (ValueError, AttributeError, TypeError, KeyError) as exc:  # a source quirk highdicom refuses
+            log.warning("DICOM SEG not written: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    meshes = export_meshes(labels, directory / "meshes", formats=tuple(formats), midline_x=midline_x)
+    files.extend(sorted((directory / "meshes").iterdir()))
+    rows = compute_statistics(labels, image, midline_x=midline_x)
+    files.extend(write_statistics(rows, directory, midline_x=midline_x))
+    files.extend(write_qc(image, labels, meshes, directory / "qc"))
+    return files, rows
+
+
+def segment(
+    input: str | Path,  # noqa: A002 - the API's documented name
+    output_dir: str | Path,
+    *,
+    model: Any = None,
+    series_uid: str | None = None,
+    device: str = "auto",
+    tta: bool = False,
+    postprocess: bool = True,
+    formats: Sequence[str] = ("ply",),
+    roi_start_mm: float | None = None,
+    roi_end_mm: float | None = None,
+    progress: Progress | None = None,
+) -> SegmentResult:
+    """Segment one scan and write all outputs into ``output_dir`` (see the module docstring).
+
+    Args:
+        input: DICOM folder or zip, NIfTI or NRRD file.
+        output_dir: created or replaced only once everything is written.
+        model: bundle folder or loaded ModelBundle (default: the shipped model).
+        series_uid: which DICOM series to read (default: the largest MR series).
+        device: "auto", "cpu", "cuda" or "mps".
+        tta: also predict the left-right mirrored slices and average.
+        postprocess: the study's per-slice cleaning + largest component per bone and side.
+        formats: mesh formats among "ply", "stl", "obj".
+        roi_start_mm, roi_end_mm: hand-set limits along RAS z (mm), overriding the automatic ROI.
+        progress: optional callable(fraction in [0, 1], message).
+    """
+    from limbseg.data.roi import crop_to_roi, find_roi
+    from limbseg.inference import Predictor
+    from limbseg.io import read_image
+    from limbseg.io.atomic import atomic_dir
+    from limbseg.postprocess import postprocess as clean
+
+    report = progress or (lambda fraction, message: None)
+    bad = [f for f in formats if f not in MESH_FORMATS]
+    if bad:
+        raise LimbsegError(f"unknown mesh format {', '.join(bad)} (choose from {', '.join(MESH_FORMATS)})")
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise LimbsegError("output exists and is not a folder", output_dir)
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    bundle = load_model(model)
+    predictor = Predictor(bundle, device=device)
+    t["load_model"] = time.perf_counter() - t0
+    report(0.02, "reading")
+    image = read_image(input, series_uid=series_uid)
+    t["read"] = time.perf_counter() - t0 - sum(t.values())
+    roi = find_roi(image, start_mm=roi_start_mm, end_mm=roi_end_mm)
+    crop, sl = crop_to_roi(image, roi)
+    t["roi"] = time.perf_counter() - t0 - sum(t.values())
+    report(0.1, "segmenting")
+    array = np.zeros(image.shape, dtype=np.uint8)
+    array[sl] = predict_labels(predictor, crop, tta=tta,
+                               progress=lambda f, m: report(0.1 + 0.7 * f, m))
+    labels = LabelMap(array, image.affine.copy(), {}, scheme=predictor.scheme)
+    t["inference"] = time.perf_counter() - t0 - sum(t.values())
+    if postprocess:
+        labels = clean(labels, midline_x=roi.midline_x_mm)
+    t["postprocess"] = time.perf_counter() - t0 - sum(t.values())
+    report(0.85, "writing outputs")
+    extra = {"model": bundle.name, "roi": roi.to_json(), "postprocess": postprocess, "tta": tta,
+             "source": image.meta.get("source")}
+    with atomic_dir(output_dir) as tmp:
+        files, rows = write_outputs(image, labels, tmp, formats=formats, midline_x=roi.midline_x_mm,
+                                    extra_json=extra)
+        files = [output_dir / f.relative_to(tmp) for f in files]
+    t["outputs"] = time.perf_counter() - t0 - sum(t.values())
+    t["total"] = time.perf_counter() - t0
+    report(1.0, "done")
+    return SegmentResult(labels, rows, output_dir, files, t)
+
+
+def segment_many(inputs: Sequence[str | Path], output_root: str | Path, *, progress: Progress | None = None,
+                 **options: Any) -> list[SegmentResult]:
+    """Segment several scans in turn into ``output_root/<input name>``; one progress for all.
+
+    The model is loaded once. Options are those of :func:`segment`.
+    """
+    options["model"] = load_model(options.get("model"))
+    names = [_output_name(p) for p in inputs]
+    if len(set(names)) != len(names):
+        raise LimbsegError("two inputs have the same name; segment them into separate folders")
+    results = []
+    n = len(inputs)
+    for idx, (path, name) in enumerate(zip(inputs, names, strict=True)):
+        def sub(f: float, m: str, idx: int = idx, name: str = name) -> None:
+            if progress:
+                progress((idx + f) / n, f"{name}: {m}")
+
+        results.append(segment(path, Path(output_root) / name, progress=sub, **options))
+    return results
+
+
+def _output_name(path: str | Path) -> str:
+    name = Path(path).name
+    for ext in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".zip"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return name
