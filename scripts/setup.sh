@@ -12,6 +12,14 @@ fi
 .venv/bin/pip install -q -e ".[dev]"
 # The shape model of the virtual cohort: data files only; its declared dependencies pin an old pydicom.
 .venv/bin/pip install -q --no-deps "articulated-ssm==0.2.0"
+# Headless Chromium + chromedriver from Debian for the GUI's browser tests (root with apt-get only).
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        (apt-get update -q && apt-get install -y -q chromium chromium-driver) >/dev/null
+    else
+        echo "note: install Debian's chromium and chromium-driver to run the GUI browser tests" >&2
+    fi
+fi
 # GUI assets (NiiVue viewer) from the npm registry, when npm is present.
 if [ -f src/limbseg/gui/package.json ] && command -v npm >/dev/null 2>&1; then
     bash scripts/fetch-gui-assets.sh
