@@ -1,0 +1,59 @@
+"""``limbseg train DATASET -o RUN_DIR``: train (and cross-validate) a segmentation model."""
+
+from __future__ import annotations
+
+import argparse
+
+from limbseg.cli import add_command
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
+    p = add_command(subparsers, "train", run, "train a model on a dataset (nnU-Net layout), with cross-validation",
+                    description="Train the study's U-Net (or a comparator) on DATASET and write bundles, split, "
+                                "history, curves and volume-level validation metrics into RUN_DIR.")
+    p.add_argument("dataset", help="dataset folder (dataset.json, imagesTr/, labelsTr/)")
+    p.add_argument("-o", "--output", required=True, help="run folder")
+    p.add_argument("--arch", choices=["unet", "unet2d"], default="unet", help="smp U-Net or plain 2D U-Net")
+    p.add_argument("--encoder", choices=["resnet34", "resnet50", "vgg19", "mobilenet_v2"], default="resnet34")
+    p.add_argument("--encoder-weights", default="none",
+                   help="none | imagenet (local Hugging Face cache only) | PATH to .safetensors/.pth")
+    p.add_argument("--freeze-encoder", action="store_true", help="freeze the encoder (the study did)")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (decays by 1e-6 per epoch)")
+    p.add_argument("--loss", choices=["dicefocal", "dice", "ce"], default="dicefocal")
+    p.add_argument("--patience", type=int, default=20, help="early stopping on validation loss")
+    p.add_argument("--folds", default=None, help="K (k-fold) or 'loo' (leave one subject out)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="validation subjects when --folds is not given")
+    p.add_argument("--image-size", type=int, default=160, help="training tile in pixels (multiple of 32)")
+    p.add_argument("--spacing", type=float, default=1.875, help="in-plane pixel size in mm (study: 480 mm / 256)")
+    p.add_argument("--channels", choices=["2.5d", "repeat"], default="2.5d",
+                   help="neighbouring slices or the slice repeated (the study)")
+    p.add_argument("--no-augment", action="store_true", help="switch augmentation off")
+    p.add_argument("--init-from", default=None, metavar="BUNDLE", help="fine-tune from a trained bundle")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in RUN_DIR")
+    p.add_argument("--max-slices-per-epoch", type=int, default=None, help="bound an epoch (CPU)")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--half", action="store_true", help="store bundle weights as float16")
+
+
+def run(args: argparse.Namespace) -> int:
+    from limbseg.training.options import TrainOptions, parse_folds
+    from limbseg.training.run import train
+
+    options = TrainOptions(
+        arch=args.arch, encoder=args.encoder, encoder_weights=args.encoder_weights,
+        freeze_encoder=args.freeze_encoder, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        loss=args.loss, patience=args.patience, folds=parse_folds(args.folds), val_fraction=args.val_fraction,
+        image_size=args.image_size, spacing_mm=args.spacing, channels=args.channels, augment=not args.no_augment,
+        init_from=args.init_from, device=args.device, seed=args.seed, resume=args.resume,
+        max_slices_per_epoch=args.max_slices_per_epoch, num_workers=args.workers, half_bundle=args.half,
+    )
+    result = train(args.dataset, args.output, options)
+    dsc = result.summary["structures"]["mean"]["dice"]
+    print(f"model: {result.bundle}")
+    print(f"validation mean DSC {dsc['mean']:.3f} ± {dsc['sd']:.3f} over {result.summary['n_cases']} cases; "
+          f"report: {result.run_dir / 'summary.md'}")
+    return 0

@@ -1,0 +1,165 @@
+"""Volume prediction with a trained 2D network: Volume -> class probabilities -> LabelMap.
+
+:class:`Predictor` is the one place that runs a network on a scan; training's validation and
+``limbseg segment`` both use it so a model always sees scans exactly as in training:
+
+1. ``canonical_axial`` resamples the scan to the model's in-plane spacing on an axial grid
+   (:mod:`limbseg.data.slices`), ``normalise`` maps intensities to [0, 1] (percentiles);
+2. each axial slice becomes a 3-channel input (``"repeat"`` or ``"2.5d"``), padded to a multiple
+   of 32 and run through every model (a fold ensemble is averaged, softmax probabilities);
+3. probabilities are resampled back onto the scan's native grid (same shape and affine).
+
+Public, stable signatures (the segment pipeline builds ROI cropping, test-time augmentation and
+ensembling on top of them; extend by adding keyword arguments with defaults):
+
+* ``Predictor(bundle_or_models, preprocessing=None, device="auto", *, scheme=None, batch_size=8)``
+* ``Predictor.predict_probabilities(volume) -> (C, I, J, K) float32`` on the native grid
+* ``Predictor.predict(volume) -> LabelMap`` on the native grid
+* ``Predictor.canonical_probabilities(volume) -> (probs (C, I', J', K'), canonical Volume)``
+* ``Predictor.predict_slices(inputs (N, 3, H, W)) -> (N, C, H, W)`` float32 probabilities
+* ``resolve_device("auto"|"cpu"|"cuda"|"mps") -> torch.device``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from limbseg.data.slices import canonical_axial, normalise, stack_channels, to_native
+from limbseg.errors import LimbsegError
+from limbseg.labels import DEFAULT_SCHEME, LabelScheme
+from limbseg.volume import LabelMap, Volume
+
+Progress = Callable[[float, str], None]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then Apple MPS, then CPU; an explicit device must be available."""
+    name = str(device)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise LimbsegError(f"device {name!r} requested but CUDA is not available (use --device cpu or auto)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise LimbsegError("device 'mps' requested but Apple MPS is not available (use --device cpu or auto)")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise LimbsegError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from exc
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = 32) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Zero-pad the last two axes of (N, C, H, W) up to multiples of ``multiple``; returns (padded, (H, W))."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = torch.nn.functional.pad(x, (0, pw, 0, ph))
+    return x, (h, w)
+
+
+class Predictor:
+    """Run one model or a fold ensemble over whole volumes, slice by slice.
+
+    Args:
+        bundle_or_models: a :class:`~limbseg.models.bundle.ModelBundle`, or a list of networks
+            (then ``preprocessing`` is required).
+        preprocessing: the bundle's ``preprocessing`` dict (``spacing_mm``, ``channels``,
+            ``normalisation``); defaults to the bundle's.
+        device: ``"auto"`` (CUDA > MPS > CPU), ``"cpu"``, ``"cuda"``, ``"mps"``.
+        scheme: label scheme of the outputs (defaults to the bundle's, else the study's).
+        batch_size: slices per forward pass.
+    """
+
+    def __init__(self, bundle_or_models: Any, preprocessing: dict[str, Any] | None = None,
+                 device: str | torch.device = "auto", *, scheme: LabelScheme | None = None,
+                 batch_size: int = 8) -> None:
+        self.device = resolve_device(device)
+        if isinstance(bundle_or_models, (list, tuple, nn.Module)):
+            models = [bundle_or_models] if isinstance(bundle_or_models, nn.Module) else list(bundle_or_models)
+            self.models = [m.to(self.device).eval() for m in models]
+            self.scheme = scheme or DEFAULT_SCHEME
+        else:
+            self.models = bundle_or_models.build_models(self.device)
+            self.scheme = scheme or bundle_or_models.scheme
+            preprocessing = preprocessing or bundle_or_models.preprocessing
+        if not self.models:
+            raise ValueError("no models to predict with")
+        if preprocessing is None:
+            raise ValueError("preprocessing is required when passing bare models")
+        self.preprocessing = dict(preprocessing)
+        self.batch_size = int(batch_size)
+
+    @property
+    def spacing_mm(self) -> float:
+        return float(self.preprocessing["spacing_mm"])
+
+    def prepare(self, volume: Volume) -> tuple[np.ndarray, Volume]:
+        """Canonical, normalised inputs: ((K, 3, I', J') float32, canonical float32 Volume)."""
+        canon = canonical_axial(volume, self.spacing_mm, order=1)
+        norm = self.preprocessing.get("normalisation", {})
+        arr = normalise(canon.array, float(norm.get("lower", 0.5)), float(norm.get("upper", 99.5)))
+        canon = canon.with_array(arr)
+        return stack_channels(arr, self.preprocessing.get("channels", "2.5d")), canon
+
+    @torch.no_grad()
+    def predict_slices(self, inputs: np.ndarray | torch.Tensor, progress: Progress | None = None) -> np.ndarray:
+        """Softmax probabilities averaged over the models.
+
+        Args:
+            inputs: float32 (N, 3, H, W), any H, W (padded internally to multiples of 32).
+        Returns:
+            float32 (N, C, H, W).
+        """
+        x_all = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+        out: list[np.ndarray] = []
+        n = x_all.shape[0]
+        amp = self.device.type == "cuda"
+        for start in range(0, n, self.batch_size):
+            x, (h, w) = pad_to_multiple(x_all[start:start + self.batch_size].to(self.device))
+            acc = None
+            for model in self.models:
+                with torch.autocast("cuda", enabled=amp):
+                    p = torch.softmax(model(x).float(), dim=1)
+                acc = p if acc is None else acc + p
+            out.append((acc / len(self.models))[..., :h, :w].cpu().numpy())
+            if progress:
+                progress(min(1.0, (start + x.shape[0]) / n), "segmenting slices")
+        return np.concatenate(out, axis=0).astype(np.float32, copy=False)
+
+    def canonical_probabilities(self, volume: Volume, progress: Progress | None = None) -> tuple[np.ndarray, Volume]:
+        """Probabilities on the canonical grid: ((C, I', J', K') float32, canonical Volume)."""
+        inputs, canon = self.prepare(volume)
+        probs = self.predict_slices(inputs, progress)  # (K, C, I, J)
+        return np.ascontiguousarray(np.transpose(probs, (1, 2, 3, 0))), canon
+
+    def _native_channels(self, volume: Volume, progress: Progress | None) -> Sequence[np.ndarray]:
+        probs, canon = self.canonical_probabilities(volume, progress)
+        for c in range(probs.shape[0]):
+            yield to_native(probs[c], canon.affine, volume, order=1, cval=1.0 if c == 0 else 0.0)
+
+    def predict_probabilities(self, volume: Volume, progress: Progress | None = None) -> np.ndarray:
+        """Class probabilities on the input's native grid: float32 (C, I, J, K); classes by label value."""
+        return np.stack(list(self._native_channels(volume, progress))).astype(np.float32, copy=False)
+
+    def predict(self, volume: Volume, progress: Progress | None = None) -> LabelMap:
+        """Label map (uint8) on the native grid (same shape and affine), argmax of the probabilities."""
+        best = labels = None
+        for c, p in enumerate(self._native_channels(volume, progress)):
+            if best is None:
+                best, labels = p, np.zeros(p.shape, dtype=np.uint8)
+            else:
+                better = p > best
+                labels[better] = c
+                best = np.where(better, p, best)
+        assert labels is not None
+        meta = {k: v for k, v in volume.meta.items() if k != "canonical"}
+        return LabelMap(labels, volume.affine.copy(), meta, scheme=self.scheme)

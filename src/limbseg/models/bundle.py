@@ -1,0 +1,240 @@
+"""Model bundles: a folder with ``weights.safetensors`` + ``model.json``. No pickle.
+
+Several fold models live in one bundle under key prefixes ``fold0.``, ``fold1.`` ... of the same
+safetensors file; weights may be stored as float16 and are cast to float32 on load.
+``model.json`` keys (``format_version`` 1): ``name``, ``created``, ``architecture`` (see
+:mod:`limbseg.models.factory`), ``labels`` (``LabelScheme.to_json``), ``preprocessing``
+(``spacing_mm``, ``tile`` [H, W], ``channels`` "repeat" | "2.5d", ``normalisation``),
+``training``, ``metrics``, ``versions``, and ``n_models``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from limbseg.errors import LimbsegError
+from limbseg.io.atomic import atomic_dir
+from limbseg.labels import LabelScheme
+
+FORMAT_VERSION = 1
+WEIGHTS = "weights.safetensors"
+CONFIG = "model.json"
+DEFAULT_NAME = "limbseg-default"
+DEFAULT_PREPROCESSING: dict[str, Any] = {
+    "spacing_mm": 1.875, "tile": [256, 256], "channels": "2.5d",
+    "normalisation": {"method": "percentile", "lower": 0.5, "upper": 99.5},
+}
+
+
+@dataclass
+class ModelBundle:
+    """A loaded bundle: its config and one float32 state dict per (fold) model."""
+
+    path: Path | None
+    config: dict[str, Any]
+    scheme: LabelScheme
+    preprocessing: dict[str, Any]
+    state_dicts: list[dict[str, torch.Tensor]] = field(default_factory=list)
+
+    @property
+    def architecture(self) -> dict[str, Any]:
+        return dict(self.config["architecture"])
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name", self.path.name if self.path else "model"))
+
+    def build_models(self, device: str | torch.device = "cpu") -> list[nn.Module]:
+        """One network per stored state dict, weights loaded, in eval mode on ``device``."""
+        from limbseg.models.factory import build_model
+
+        models = []
+        for n, state in enumerate(self.state_dicts):
+            model = build_model(self.architecture)
+            try:
+                model.load_state_dict(state, strict=True)
+            except RuntimeError as exc:
+                first = str(exc).splitlines()[0]
+                raise LimbsegError(f"weights of model {n} do not fit the architecture ({first})", self.path) from exc
+            models.append(model.to(device).eval())
+        return models
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape a model (recorded in model.json)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("limbseg", "torch", "segmentation-models-pytorch", "monai", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def save_bundle(directory: str | Path, models: list[nn.Module] | list[dict[str, torch.Tensor]],
+                config: dict[str, Any], *, half: bool = False) -> Path:
+    """Write a bundle atomically (nothing partial on failure).
+
+    Args:
+        directory: the bundle folder (replaced if it exists).
+        models: networks or state dicts, one per fold model.
+        config: model.json content; must hold ``architecture``, ``labels`` and ``preprocessing``;
+            ``format_version``, ``created``, ``versions`` and ``n_models`` are filled in.
+        half: store floating tensors as float16 (about half the size).
+    """
+    from safetensors.torch import save_file
+
+    for key in ("architecture", "labels", "preprocessing"):
+        if key not in config:
+            raise ValueError(f"bundle config lacks {key!r}")
+    if not models:
+        raise ValueError("no models to save")
+    tensors: dict[str, torch.Tensor] = {}
+    for n, m in enumerate(models):
+        state = m.state_dict() if isinstance(m, nn.Module) else m
+        for k, v in state.items():
+            t = v.detach().to("cpu")
+            if half and t.is_floating_point():
+                t = t.half()
+            tensors[f"fold{n}.{k}"] = t.contiguous().clone()
+    directory = Path(directory)
+    cfg = {
+        "format_version": FORMAT_VERSION,
+        "name": directory.name,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **config,
+        "n_models": len(models),
+        "weights_dtype": "float16" if half else "float32",
+    }
+    cfg.setdefault("versions", package_versions())
+    with atomic_dir(directory) as tmp:
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "pt", "limbseg_format": str(FORMAT_VERSION)})
+        (tmp / CONFIG).write_text(json.dumps(cfg, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return directory
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    cfg_path = path / CONFIG
+    if not path.is_dir():
+        raise LimbsegError("not a model bundle (expected a folder with model.json and weights.safetensors)", path)
+    if not cfg_path.is_file() or not (path / WEIGHTS).is_file():
+        raise LimbsegError(f"not a model bundle: {CONFIG} or {WEIGHTS} is missing", path)
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LimbsegError(f"model.json is not valid JSON ({exc})", cfg_path) from exc
+    if not isinstance(cfg, dict):
+        raise LimbsegError("model.json must hold a JSON object", cfg_path)
+    version = cfg.get("format_version")
+    if version != FORMAT_VERSION:
+        raise LimbsegError(f"unsupported bundle format_version {version!r} (this limbseg reads {FORMAT_VERSION})",
+                           cfg_path)
+    for key in ("architecture", "labels", "preprocessing"):
+        if not isinstance(cfg.get(key), dict):
+            raise LimbsegError(f"model.json lacks {key!r}", cfg_path)
+    return cfg
+
+
+def _check_compatible(cfg: dict[str, Any], scheme: LabelScheme, path: Path) -> None:
+    arch = cfg["architecture"]
+    classes = arch.get("classes")
+    if classes != scheme.num_classes:
+        raise LimbsegError(f"model has {classes} output classes but its labels need {scheme.num_classes}", path)
+    pre = cfg["preprocessing"]
+    if pre.get("channels") not in ("repeat", "2.5d") or not float(pre.get("spacing_mm", 0)) > 0:
+        raise LimbsegError("model.json preprocessing needs channels 'repeat'|'2.5d' and spacing_mm > 0", path)
+
+
+def load_bundle(path: str | Path) -> ModelBundle:
+    """Read and check a bundle; every state dict comes back as float32 on the CPU.
+
+    Raises:
+        LimbsegError: missing files, corrupt JSON or weights, unknown format version, labels that do
+            not match the output classes, or weights that do not fit the architecture.
+    """
+    path = Path(path)
+    cfg = _read_config(path)
+    try:
+        scheme = LabelScheme.from_json(cfg["labels"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LimbsegError(f"model.json has invalid labels ({exc})", path) from exc
+    _check_compatible(cfg, scheme, path)
+    try:
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(path / WEIGHTS), device="cpu")
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for corrupt files
+        raise LimbsegError(f"weights file is corrupt ({type(exc).__name__})", path / WEIGHTS) from exc
+    n_models = int(cfg.get("n_models", 1))
+    states: list[dict[str, torch.Tensor]] = [{} for _ in range(n_models)]
+    for key, t in tensors.items():
+        prefix, _, rest = key.partition(".")
+        if not prefix.startswith("fold") or not prefix[4:].isdigit() or int(prefix[4:]) >= n_models:
+            raise LimbsegError(f"unexpected tensor {key!r} in the weights", path / WEIGHTS)
+        states[int(prefix[4:])][rest] = t.float() if t.is_floating_point() else t
+    if any(not s for s in states):
+        raise LimbsegError(f"weights hold fewer than the {n_models} models model.json announces", path / WEIGHTS)
+    bundle = ModelBundle(path, cfg, scheme, dict(cfg["preprocessing"]), states)
+    _check_fit(bundle)
+    return bundle
+
+
+def _check_fit(bundle: ModelBundle) -> None:
+    """Raise LimbsegError now (not at inference) if any state dict does not fit the architecture."""
+    from limbseg.models.factory import build_model
+
+    model = build_model(bundle.architecture)
+    for n, state in enumerate(bundle.state_dicts):
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise LimbsegError(f"weights of model {n} do not fit the architecture ({first})", bundle.path) from exc
+
+
+def default_bundle_path() -> Path:
+    """The shipped model: ``<repo>/models/limbseg-default`` or the packaged ``limbseg/models_data`` copy."""
+    repo = Path(__file__).resolve().parents[3] / "models" / DEFAULT_NAME
+    if (repo / CONFIG).is_file():
+        return repo
+    try:
+        packaged = Path(str(resources.files("limbseg") / "models_data" / DEFAULT_NAME))
+        if (packaged / CONFIG).is_file():
+            return packaged
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return repo
+
+
+def list_bundles(*dirs: str | Path) -> list[dict[str, Any]]:
+    """Bundles found directly in ``dirs`` (or the dirs themselves): name, path, created, encoder, labels, metrics.
+
+    Unreadable folders are skipped; only model.json is read (fast, for the GUI).
+    """
+    found: list[dict[str, Any]] = []
+    for d in dirs or (default_bundle_path().parent,):
+        d = Path(d)
+        candidates = [d] if (d / CONFIG).is_file() else sorted(p for p in d.glob("*") if (p / CONFIG).is_file())
+        for p in candidates:
+            try:
+                cfg = _read_config(p)
+            except LimbsegError:
+                continue
+            arch = cfg["architecture"]
+            found.append({
+                "name": cfg.get("name", p.name), "path": str(p), "created": cfg.get("created"),
+                "arch": arch.get("arch"), "encoder": arch.get("encoder"),
+                "labels": [s["name"] for s in cfg["labels"].get("structures", [])],
+                "metrics": cfg.get("metrics", {}).get("summary", cfg.get("metrics", {})),
+            })
+    return found

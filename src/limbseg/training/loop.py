@@ -1,0 +1,192 @@
+"""Train one fold: loss, optimiser, validation, early stopping, checkpoints, resume.
+
+The recipe (DESIGN.md section 1): Adam, learning rate decaying linearly by
+``lr_decay_per_epoch`` (1e-6) each epoch (``LambdaLR``), Dice + focal loss, early stopping when the
+validation loss has not improved for ``patience`` epochs, best weights by validation mean DSC.
+``FOLD_DIR/checkpoint.pt`` (weights, optimiser, scheduler, epoch, RNG, history, best weights;
+tensors and plain types only, read back with ``weights_only=True``) is written atomically every
+epoch, and ``FOLD_DIR/history.csv`` gets one row per epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from limbseg.errors import LimbsegError
+from limbseg.inference import pad_to_multiple
+from limbseg.io.atomic import atomic_path
+from limbseg.training.data import PreparedCase, TileDataset
+from limbseg.training.options import TrainOptions
+
+Progress = Callable[[float, str, dict], None]
+
+
+@dataclass
+class FoldResult:
+    """The outcome of one fold: best weights (CPU float32), per-epoch history, timings."""
+
+    fold: int
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    best_dsc: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    time_s: float = 0.0
+
+
+def make_loss(name: str, num_classes: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Loss on logits (B, C, H, W) and integer targets (B, 1, H, W)."""
+    if name == "ce":
+        ce = nn.CrossEntropyLoss()
+        return lambda logits, target: ce(logits, target[:, 0])
+    from monai.losses import DiceFocalLoss, DiceLoss
+
+    if name == "dice":
+        return DiceLoss(to_onehot_y=True, softmax=True)
+    return DiceFocalLoss(to_onehot_y=True, softmax=True)
+
+
+def _dice_counts(pred: np.ndarray, ref: np.ndarray, values: list[int]) -> np.ndarray:
+    """(n_structures, 3): intersection, |pred|, |ref| per structure."""
+    return np.array([[np.sum((pred == v) & (ref == v)), np.sum(pred == v), np.sum(ref == v)] for v in values])
+
+
+@torch.no_grad()
+def validate(model: nn.Module, cases: list[PreparedCase], loss_fn, values: list[int], device: torch.device,
+             batch_size: int) -> dict[str, Any]:
+    """Validation loss (mean over slices) and DSC per case (whole cropped slices, padded to 32)."""
+    model.eval()
+    losses, per_case = [], []
+    for case in cases:
+        counts = np.zeros((len(values), 3))
+        for s in range(0, case.inputs.shape[0], batch_size):
+            x, (h, w) = pad_to_multiple(torch.from_numpy(case.inputs[s:s + batch_size]).to(device))
+            y, _ = pad_to_multiple(torch.from_numpy(case.labels[s:s + batch_size].astype(np.int64))[:, None].to(device))
+            with torch.autocast("cuda", enabled=device.type == "cuda"):
+                logits = model(x).float()
+            losses.append(float(loss_fn(logits, y)) * x.shape[0])
+            pred = logits.argmax(1)[:, :h, :w].cpu().numpy()
+            counts += _dice_counts(pred, case.labels[s:s + batch_size], values)
+        inter, sp, sr = counts.T
+        dsc = np.where(sp + sr > 0, 2 * inter / np.maximum(sp + sr, 1), np.nan)
+        per_case.append(dsc)
+    n = sum(c.inputs.shape[0] for c in cases)
+    dsc = np.nanmean(np.array(per_case), axis=0) if per_case else np.full(len(values), np.nan)
+    case_means = [float(np.nanmean(d)) for d in per_case if np.isfinite(d).any()]
+    return {"val_loss": sum(losses) / max(n, 1), "val_dsc": float(np.mean(case_means)) if case_means else 0.0,
+            "per_class": [float(v) for v in dsc]}
+
+
+def _write_history(rows: list[dict[str, Any]], path: Path) -> None:
+    if not rows:
+        return
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means an unusable checkpoint
+        raise LimbsegError(f"cannot resume from this checkpoint ({type(exc).__name__}); delete it to restart",
+                           path) from exc
+
+
+def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[PreparedCase],
+               val_cases: list[PreparedCase], options: TrainOptions, values: list[int], num_classes: int,
+               device: torch.device, progress: Progress | None = None) -> FoldResult:
+    """Train ``model`` (already initialised) on one fold and return its best weights."""
+    from tqdm.auto import tqdm
+
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = fold_dir / "checkpoint.pt"
+    torch.manual_seed(options.seed + fold)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam(params, lr=options.lr)
+    floor = 0.01
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda e: max(1.0 - options.lr_decay_per_epoch * e / options.lr, floor))
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    loss_fn = make_loss(options.loss, num_classes)
+    data = TileDataset(train_cases, options.image_size, augment=options.augment, channels=options.channels,
+                       seed=options.seed + 1000 * fold, max_slices=options.max_slices_per_epoch)
+    state = {"epoch": 0, "best_dsc": -1.0, "best_epoch": -1, "best_loss": float("inf"), "bad_epochs": 0,
+             "history": [], "finished": False}
+    best_state = _cpu_state(model)
+    if options.resume and ckpt_path.is_file():
+        ckpt = _load_checkpoint(ckpt_path)
+        model.load_state_dict(ckpt["model"])
+        optimiser.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        best_state = ckpt["best_state"]
+        state = {k: ckpt[k] for k in state}
+    start = time.perf_counter() - (state["history"][-1]["time_s"] if state["history"] else 0.0)
+    for epoch in range(state["epoch"], options.epochs):
+        if state["finished"]:
+            break
+        data.set_epoch(epoch)
+        gen = torch.Generator().manual_seed(options.seed * 7919 + epoch * 31 + fold)
+        loader = torch.utils.data.DataLoader(data, batch_size=options.batch_size, shuffle=True, generator=gen,
+                                             num_workers=options.num_workers, drop_last=len(data) > options.batch_size)
+        model.train()
+        total, seen = 0.0, 0
+        bar = tqdm(loader, desc=f"fold {fold} epoch {epoch + 1}/{options.epochs}", leave=False, unit="batch")
+        for x, y in bar:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            optimiser.zero_grad(set_to_none=True)
+            with torch.autocast("cuda", enabled=device.type == "cuda"):
+                loss = loss_fn(model(x).float(), y)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            total += float(loss.detach()) * x.shape[0]
+            seen += x.shape[0]
+            bar.set_postfix(loss=f"{total / seen:.4f}")
+        bar.close()
+        lr = optimiser.param_groups[0]["lr"]
+        scheduler.step()
+        val = validate(model, val_cases, loss_fn, values, device, options.batch_size)
+        row = {"fold": fold, "epoch": epoch + 1, "lr": lr, "train_loss": total / max(seen, 1),
+               "val_loss": val["val_loss"], "val_dsc": val["val_dsc"],
+               **{f"val_dsc_{v}": d for v, d in zip(values, val["per_class"], strict=True)},
+               "time_s": round(time.perf_counter() - start, 2)}
+        state["history"].append(row)
+        if val["val_dsc"] > state["best_dsc"]:
+            state["best_dsc"], state["best_epoch"] = val["val_dsc"], epoch + 1
+            best_state = _cpu_state(model)
+        if val["val_loss"] < state["best_loss"] - 1e-6:
+            state["best_loss"], state["bad_epochs"] = val["val_loss"], 0
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch + 1
+        state["finished"] = state["bad_epochs"] >= options.patience  # early stop (more epochs may resume)
+        _save_checkpoint(ckpt_path, model, optimiser, scheduler, best_state, state)
+        _write_history(state["history"], fold_dir / "history.csv")
+        if progress:
+            progress((epoch + 1) / options.epochs, f"fold {fold} epoch {epoch + 1}", row)
+    return FoldResult(fold, best_state, int(state["best_epoch"]), float(state["best_dsc"]),
+                      copy.deepcopy(state["history"]), time.perf_counter() - start)
+
+
+def _save_checkpoint(path: Path, model, optimiser, scheduler, best_state, state: dict[str, Any]) -> None:
+    payload = {"model": _cpu_state(model), "optimizer": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+               "torch_rng": torch.get_rng_state(), "best_state": best_state, **state}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)

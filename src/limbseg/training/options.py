@@ -1,0 +1,88 @@
+"""Training options: one dataclass that the CLI, the GUI and scripts fill in.
+
+Defaults follow the study's recipe (DESIGN.md section 1) except where noted:
+``encoder_weights="none"`` because ImageNet weights cannot be downloaded here (the study used
+ImageNet; pass ``"imagenet"`` when they are in the local cache, or a file), and
+``channels="2.5d"`` (neighbouring slices; ``"repeat"`` is the study's grey-repeated input).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from limbseg.errors import LimbsegError
+
+LOSSES = ("dicefocal", "dice", "ce")
+
+
+@dataclass
+class TrainOptions:
+    """Everything that shapes a training run.
+
+    Units: ``spacing_mm`` in mm; ``image_size`` in pixels (the square network input tile used
+    for training crops, a multiple of 32; ``image_size * spacing_mm`` mm of field);
+    ``margin_mm`` around the labelled limbs' bounding box from which crops are drawn.
+    ``folds``: ``None`` (one split by ``val_fraction``), an int K (K-fold) or ``"loo"``.
+    """
+
+    arch: str = "unet"
+    encoder: str = "resnet34"
+    encoder_weights: str = "none"
+    freeze_encoder: bool = False
+    epochs: int = 100
+    batch_size: int = 16
+    lr: float = 1e-4
+    lr_decay_per_epoch: float = 1e-6
+    loss: str = "dicefocal"
+    patience: int = 20
+    folds: int | str | None = None
+    val_fraction: float = 0.2
+    image_size: int = 160
+    spacing_mm: float = 1.875
+    channels: str = "2.5d"
+    margin_mm: float = 20.0
+    augment: bool = True
+    init_from: str | None = None
+    device: str = "auto"
+    seed: int = 0
+    resume: bool = False
+    max_slices_per_epoch: int | None = None
+    num_workers: int = 0
+    half_bundle: bool = False
+    ensemble: bool = True
+
+    def validate(self) -> None:
+        """Raise LimbsegError for inconsistent options (before any work is done)."""
+        if self.loss not in LOSSES:
+            raise LimbsegError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.channels not in ("2.5d", "repeat"):
+            raise LimbsegError(f"unknown channel mode {self.channels!r}; choose 2.5d or repeat")
+        if self.image_size < 32 or self.image_size % 32:
+            raise LimbsegError(f"--image-size must be a positive multiple of 32, got {self.image_size}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise LimbsegError("--epochs and --batch-size must be at least 1")
+        if not 0 < self.val_fraction < 1:
+            raise LimbsegError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        if self.lr <= 0 or self.spacing_mm <= 0:
+            raise LimbsegError("--lr and --spacing must be positive")
+        if self.folds is not None and self.folds != "loo" and (not isinstance(self.folds, int) or self.folds < 2):
+            raise LimbsegError(f"--folds must be an integer >= 2 or 'loo', got {self.folds!r}")
+        if self.init_from is not None and not Path(self.init_from).exists():
+            raise LimbsegError("--init-from bundle not found", self.init_from)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_folds(text: str | None) -> int | str | None:
+    """CLI value of --folds: None, 'loo' or an integer."""
+    if text is None:
+        return None
+    if text.lower() == "loo":
+        return "loo"
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise LimbsegError(f"--folds must be an integer or 'loo', got {text!r}") from exc

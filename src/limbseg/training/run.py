@@ -1,0 +1,176 @@
+"""``train()``: all folds of a run, volume-level evaluation, bundles and reports.
+
+Run folder (``RUN_DIR``)::
+
+    split.json                  subject-level split (reused by --resume)
+    fold<k>/checkpoint.pt       resumable state, written every epoch
+    fold<k>/history.csv         that fold's epochs
+    fold<k>/model/              that fold's bundle (best validation mean DSC)
+    model/                      the bundle to use: all folds as an ensemble (or the single fold's model)
+    history.csv, curves.png     all folds' epochs and learning curves
+    metrics.csv, summary.json, summary.md, boxplot.png
+                                per-subject, per-bone volume-level metrics of the validation subjects
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from limbseg.errors import LimbsegError
+from limbseg.labels import LabelScheme
+from limbseg.training import folds as folds_mod
+from limbseg.training.data import Case, prepare_case, read_dataset
+from limbseg.training.options import TrainOptions
+
+Progress = Callable[[float, str, dict], None]
+
+
+@dataclass
+class TrainResult:
+    """Where a run's outputs are and what it measured."""
+
+    run_dir: Path
+    bundle: Path
+    fold_bundles: list[Path]
+    summary: dict[str, Any]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _preprocessing(options: TrainOptions) -> dict[str, Any]:
+    return {"spacing_mm": options.spacing_mm, "tile": [options.image_size, options.image_size],
+            "channels": options.channels, "normalisation": {"method": "percentile", "lower": 0.5, "upper": 99.5}}
+
+
+def _initial_state(options: TrainOptions, scheme: LabelScheme):
+    """(architecture, preprocessing, state dict or None) — from --init-from or the options."""
+    from limbseg.models.factory import architecture
+
+    if options.init_from is None:
+        arch = architecture(options.arch, options.encoder, 3, scheme.num_classes)
+        return arch, _preprocessing(options), None
+    from limbseg.models.bundle import load_bundle
+
+    bundle = load_bundle(options.init_from)
+    if bundle.scheme.to_dataset_labels() != scheme.to_dataset_labels():
+        raise LimbsegError(f"the model's labels {bundle.scheme.to_dataset_labels()} differ from the dataset's "
+                           f"{scheme.to_dataset_labels()}", options.init_from)
+    pre = {**bundle.preprocessing, "tile": [options.image_size, options.image_size]}
+    return bundle.architecture, pre, bundle.state_dicts[0]
+
+
+def _build(arch: dict[str, Any], init_state, options: TrainOptions) -> torch.nn.Module:
+    """A fresh model for one fold: re-initialised (or re-loaded from --init-from) every fold."""
+    from limbseg.models.factory import build_model, set_encoder_frozen
+
+    weights = None if init_state is not None else options.encoder_weights
+    model = build_model(arch, weights)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    set_encoder_frozen(model, options.freeze_encoder)
+    return model
+
+
+def _split(cases: list[Case], run_dir: Path, options: TrainOptions) -> dict[str, Any]:
+    path = run_dir / "split.json"
+    if options.resume and path.is_file():
+        split = folds_mod.load_split(path)
+        known = {c.case_id for c in cases}
+        if any(cid not in known for f in split["folds"] for cid in f["train"] + f["val"]):
+            raise LimbsegError("split.json names cases that are not in the dataset; cannot resume", path)
+        return split
+    split = folds_mod.make_splits({c.case_id: c.subject for c in cases}, options.folds,
+                                  val_fraction=options.val_fraction, seed=options.seed)
+    folds_mod.save_split(split, path)
+    return split
+
+
+def _config(arch, pre, scheme, options, dataset_dir, metrics, time_s, device, folds) -> dict[str, Any]:
+    cmd = " ".join(sys.argv) if Path(sys.argv[0]).name in ("limbseg", "__main__.py") else None
+    return {"architecture": arch, "labels": scheme.to_json(), "preprocessing": pre,
+            "training": {"command": cmd, "dataset": str(dataset_dir), "options": options.to_json(),
+                         "folds": folds, "time_s": round(time_s, 1),
+                         "hardware": {"device": str(device), "machine": platform.machine(),
+                                      "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None}},
+            "metrics": metrics}
+
+
+def _evaluate_fold(model, pre, scheme, val_cases: list[Case], fold: int, device) -> list[dict[str, Any]]:
+    """Volume-level metrics of the fold's validation cases, predicted on their native grids."""
+    from limbseg.evaluation import evaluate_pair
+    from limbseg.inference import Predictor
+    from limbseg.io import read_image
+    from limbseg.volume import LabelMap
+
+    predictor = Predictor([model], pre, device, scheme=scheme)
+    rows = []
+    for case in val_cases:
+        pred = predictor.predict(read_image(case.image))
+        ref = LabelMap.from_volume(read_image(case.label), scheme)
+        rows += [{"fold": fold, **r} for r in evaluate_pair(pred, ref, case=case.case_id)]
+    return rows
+
+
+def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
+          progress: Progress | None = None) -> TrainResult:
+    """Train every fold, evaluate the held-out subjects, write bundles and reports into ``run_dir``."""
+    from limbseg.evaluation import summarise, write_report
+    from limbseg.inference import resolve_device
+    from limbseg.models.bundle import save_bundle
+    from limbseg.training.loop import train_fold
+    from limbseg.training.reports import plot_curves, write_history
+
+    options.validate()
+    device = resolve_device(options.device)
+    cases, scheme, _ = read_dataset(dataset_dir)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    split = _split(cases, run_dir, options)
+    arch, pre, init_state = _initial_state(options, scheme)
+    by_id = {c.case_id: c for c in cases}
+    prepared = {c.case_id: prepare_case(c, spacing_mm=pre["spacing_mm"], channels=pre["channels"],
+                                        margin_mm=options.margin_mm, normalisation=pre.get("normalisation"))
+                for c in cases}
+    n_folds = len(split["folds"])
+    rows, history, states, fold_bundles, fold_info = [], [], [], [], []
+    t0 = time.perf_counter()
+    for f in split["folds"]:
+        k = int(f["fold"])
+        model = _build(arch, init_state, options)
+
+        def fold_progress(frac: float, msg: str, row: dict, k: int = k) -> None:
+            if progress:
+                progress((k + frac) / n_folds, msg, row)
+
+        res = train_fold(model, k, run_dir / f"fold{k}", [prepared[c] for c in f["train"]],
+                         [prepared[c] for c in f["val"]], options, scheme.values, scheme.num_classes,
+                         device, fold_progress)
+        model.load_state_dict(res.best_state)
+        fold_rows = _evaluate_fold(model, pre, scheme, [by_id[c] for c in f["val"]], k, device)
+        rows += fold_rows
+        history += res.history
+        states.append(res.best_state)
+        info = {"fold": k, "val": f["val"], "best_epoch": res.best_epoch, "best_val_dsc_slices": res.best_dsc,
+                "epochs_run": len(res.history)}
+        fold_info.append(info)
+        cfg = _config(arch, pre, scheme, options, dataset_dir, {**info, "summary": summarise(fold_rows)},
+                      res.time_s, device, [info])
+        fold_bundles.append(save_bundle(run_dir / f"fold{k}" / "model", [res.best_state], cfg,
+                                        half=options.half_bundle))
+    summary_extra = {"folds": fold_info, "split_mode": split["mode"]}
+    write_history(history, run_dir / "history.csv")
+    plot_curves(history, run_dir / "curves.png")
+    summary = write_report(rows, run_dir, title=f"Cross-validation ({split['mode']})", extra=summary_extra)
+    members = states if options.ensemble else states[:1]
+    cfg = _config(arch, pre, scheme, options, dataset_dir, {"summary": summary, "cross_validation": split["mode"]},
+                  time.perf_counter() - t0, device, fold_info)
+    bundle = save_bundle(run_dir / "model", members, cfg, half=options.half_bundle)
+    return TrainResult(run_dir, bundle, fold_bundles, summary, rows, history)

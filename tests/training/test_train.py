@@ -1,0 +1,134 @@
+"""End-to-end training on 3 tiny subjects: LOOCV files, fine-tuning, resume, CLI, splits, augmentation."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from limbseg.cli import main
+from limbseg.errors import LimbsegError
+from limbseg.models.bundle import load_bundle
+from limbseg.training.augment import augment_slice
+from limbseg.training.data import prepare_case, read_dataset
+from limbseg.training.folds import make_splits
+from limbseg.training.options import TrainOptions
+from limbseg.training.run import train
+
+RUN_FILES = {"split.json", "history.csv", "curves.png", "metrics.csv", "summary.md", "summary.json", "boxplot.png",
+             "model", "fold0", "fold1", "fold2"}
+
+
+def _opts(**kw) -> TrainOptions:
+    base = {"folds": "loo", "epochs": 1, "image_size": 64, "batch_size": 8, "encoder": "mobilenet_v2",
+            "device": "cpu", "max_slices_per_epoch": 8}
+    return TrainOptions(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def loo_run(tiny_dataset, tmp_path_factory):
+    torch.set_num_threads(1)
+    run_dir = tmp_path_factory.mktemp("run") / "R"
+    return train(tiny_dataset, run_dir, _opts())
+
+
+def test_loocv_writes_all_run_files(loo_run):
+    run_dir = loo_run.run_dir
+    assert RUN_FILES <= {p.name for p in run_dir.iterdir()}
+    split = json.loads((run_dir / "split.json").read_text())
+    assert split["mode"] == "loo" and [f["val"] for f in split["folds"]] == [["case000"], ["case001"], ["case002"]]
+    for f in split["folds"]:
+        assert not set(f["val"]) & set(f["train"])
+        assert (run_dir / f"fold{f['fold']}" / "checkpoint.pt").is_file()
+        assert len(load_bundle(run_dir / f"fold{f['fold']}" / "model").state_dicts) == 1
+    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    assert len(rows) == 3 * 4 and {r["structure"] for r in rows} == {"tibia", "femur", "fibula", "pelvis"}
+    assert all(0.0 <= float(r["dice"]) <= 1.0 for r in rows)
+    hist = list(csv.DictReader(open(run_dir / "history.csv")))
+    assert [int(h["fold"]) for h in hist] == [0, 1, 2]
+    ensemble = load_bundle(run_dir / "model")
+    assert len(ensemble.state_dicts) == 3 and ensemble.preprocessing["tile"] == [64, 64]
+    assert ensemble.config["training"]["options"]["folds"] == "loo"
+    assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| tibia |" in (run_dir / "summary.md").read_text()
+
+
+def test_finetuning_reloads_bundle_every_fold(loo_run, tiny_dataset, tmp_path, monkeypatch):
+    loaded = []
+    import limbseg.training.run as run_mod
+
+    real = run_mod._build
+
+    def spy(arch, init_state, options):
+        model = real(arch, init_state, options)
+        loaded.append(model.state_dict()["encoder.features.0.0.weight"].clone())
+        return model
+
+    monkeypatch.setattr(run_mod, "_build", spy)
+    src = load_bundle(loo_run.fold_bundles[0])
+    res = train(tiny_dataset, tmp_path / "FT", _opts(init_from=str(loo_run.fold_bundles[0]), folds=2))
+    first = src.state_dicts[0]["encoder.features.0.0.weight"]
+    assert len(loaded) == 2 and all(torch.equal(t, first) for t in loaded)
+    assert load_bundle(res.bundle).architecture == src.architecture
+
+
+def test_resume_continues_from_checkpoint(tiny_dataset, tmp_path):
+    opts = _opts(folds=None, val_fraction=0.34, epochs=1)
+    train(tiny_dataset, tmp_path / "R", opts)
+    ck = torch.load(tmp_path / "R" / "fold0" / "checkpoint.pt", weights_only=True)
+    assert ck["epoch"] == 1 and not ck["finished"] and set(ck["best_state"]) == set(ck["model"])
+    res = train(tiny_dataset, tmp_path / "R", _opts(folds=None, val_fraction=0.34, epochs=2, resume=True))
+    assert [h["epoch"] for h in res.history] == [1, 2]
+
+
+def test_cli_train_and_bad_options(tiny_dataset, tmp_path, capsys):
+    rc = main(["train", str(tiny_dataset), "-o", str(tmp_path / "C"), "--folds", "2", "--epochs", "1",
+               "--image-size", "64", "--batch-size", "8", "--encoder", "resnet34", "--encoder-weights", "none",
+               "--max-slices-per-epoch", "4", "--device", "cpu", "--no-augment"])
+    assert rc == 0 and (tmp_path / "C" / "model" / "model.json").is_file()
+    assert main(["train", str(tiny_dataset), "-o", str(tmp_path / "X"), "--image-size", "50"]) == 2
+    assert main(["train", str(tmp_path), "-o", str(tmp_path / "X")]) == 2
+    assert "dataset.json is missing" in capsys.readouterr().err
+
+
+def test_subject_level_splits():
+    cases = {"a1": "A", "a2": "A", "b1": "B", "c1": "C", "d1": "D"}
+    for folds in (2, "loo", None):
+        split = make_splits(cases, folds, seed=3)
+        for f in split["folds"]:
+            assert {cases[c] for c in f["val"]}.isdisjoint({cases[c] for c in f["train"]})
+        if folds is not None:
+            assert sorted(c for f in split["folds"] for c in f["val"]) == sorted(cases)
+    assert make_splits(cases, 2, seed=3) == make_splits(cases, 2, seed=3)
+    with pytest.raises(LimbsegError):
+        make_splits({"a": "A"}, "loo")
+    with pytest.raises(LimbsegError):
+        make_splits(cases, 9)
+
+
+def test_prepared_case_is_cropped_to_labels(tiny_dataset):
+    cases, scheme, _ = read_dataset(tiny_dataset)
+    pc = prepare_case(cases[0], spacing_mm=1.875, channels="2.5d", margin_mm=4.0)
+    assert pc.inputs.shape[1] == 3 and pc.inputs.shape[0] == pc.labels.shape[0]
+    assert pc.inputs.shape[2:] == pc.labels.shape[1:] and pc.inputs.dtype == np.float32
+    assert set(np.unique(pc.labels)) == {0, 1, 2, 3, 4}
+    assert 0.0 <= pc.inputs.min() and pc.inputs.max() <= 1.0
+    # the 4 mm margin keeps the crop much smaller than the 40x36 voxel (2 mm) field
+    assert pc.inputs.shape[2] < 40 * 2 / 1.875
+
+
+def test_augment_keeps_shapes_and_labels():
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 64, 64)).astype(np.float32)
+    y = np.zeros((64, 64), np.uint8)
+    y[20:40, 20:40] = 2
+    for seed in range(10):
+        xa, ya = augment_slice(x, y, np.random.default_rng(seed))
+        assert xa.shape == x.shape and ya.shape == y.shape and xa.dtype == np.float32
+        assert set(np.unique(ya)) <= {0, 2} and 0 <= xa.min() and xa.max() <= 1
+    a1 = augment_slice(x, y, np.random.default_rng(5))
+    a2 = augment_slice(x, y, np.random.default_rng(5))
+    assert np.array_equal(a1[0], a2[0])
