@@ -13,8 +13,8 @@ Public, stable signatures (the segment pipeline builds ROI cropping, test-time a
 ensembling on top of them; extend by adding keyword arguments with defaults):
 
 * ``Predictor(bundle_or_models, preprocessing=None, device="auto", *, scheme=None, batch_size=8)``
-* ``Predictor.predict_probabilities(volume) -> (C, I, J, K) float32`` on the native grid
-* ``Predictor.predict(volume) -> LabelMap`` on the native grid
+* ``Predictor.predict_probabilities(volume, *, tta=False) -> (C, I, J, K) float32`` on the native grid
+* ``Predictor.predict(volume, *, tta=False) -> LabelMap`` on the native grid
 * ``Predictor.canonical_probabilities(volume) -> (probs (C, I', J', K'), canonical Volume)``
 * ``Predictor.predict_slices(inputs (N, 3, H, W)) -> (N, C, H, W)`` float32 probabilities
 * ``resolve_device("auto"|"cpu"|"cuda"|"mps") -> torch.device``
@@ -22,7 +22,7 @@ ensembling on top of them; extend by adding keyword arguments with defaults):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -135,25 +135,38 @@ class Predictor:
                 progress(min(1.0, (start + x.shape[0]) / n), "segmenting slices")
         return np.concatenate(out, axis=0).astype(np.float32, copy=False)
 
-    def canonical_probabilities(self, volume: Volume, progress: Progress | None = None) -> tuple[np.ndarray, Volume]:
-        """Probabilities on the canonical grid: ((C, I', J', K') float32, canonical Volume)."""
+    def canonical_probabilities(self, volume: Volume, progress: Progress | None = None, *,
+                                tta: bool = False) -> tuple[np.ndarray, Volume]:
+        """Probabilities on the canonical grid: ((C, I', J', K') float32, canonical Volume).
+
+        With ``tta`` the slices are also run mirrored left-right (canonical axis ``i``) and the two
+        probability maps averaged (labels carry no side, so the mirror is a valid view).
+        """
         inputs, canon = self.prepare(volume)
         probs = self.predict_slices(inputs, progress)  # (K, C, I, J)
+        if tta:
+            mirrored = self.predict_slices(np.ascontiguousarray(inputs[:, :, ::-1, :]))
+            probs = 0.5 * (probs + mirrored[:, :, ::-1, :])
         return np.ascontiguousarray(np.transpose(probs, (1, 2, 3, 0))), canon
 
-    def _native_channels(self, volume: Volume, progress: Progress | None) -> Sequence[np.ndarray]:
-        probs, canon = self.canonical_probabilities(volume, progress)
+    def _native_channels(self, volume: Volume, progress: Progress | None, tta: bool) -> Iterator[np.ndarray]:
+        probs, canon = self.canonical_probabilities(volume, progress, tta=tta)
         for c in range(probs.shape[0]):
             yield to_native(probs[c], canon.affine, volume, order=1, cval=1.0 if c == 0 else 0.0)
 
-    def predict_probabilities(self, volume: Volume, progress: Progress | None = None) -> np.ndarray:
+    def predict_probabilities(self, volume: Volume, progress: Progress | None = None, *,
+                              tta: bool = False) -> np.ndarray:
         """Class probabilities on the input's native grid: float32 (C, I, J, K); classes by label value."""
-        return np.stack(list(self._native_channels(volume, progress))).astype(np.float32, copy=False)
+        return np.stack(list(self._native_channels(volume, progress, tta))).astype(np.float32, copy=False)
 
-    def predict(self, volume: Volume, progress: Progress | None = None) -> LabelMap:
-        """Label map (uint8) on the native grid (same shape and affine), argmax of the probabilities."""
+    def predict(self, volume: Volume, progress: Progress | None = None, *, tta: bool = False) -> LabelMap:
+        """Label map (uint8) on the native grid (same shape and affine), argmax of the probabilities.
+
+        Channels are resampled to the native grid one at a time (trilinear) and reduced by a
+        running argmax, so memory stays at two native-size arrays.
+        """
         best = labels = None
-        for c, p in enumerate(self._native_channels(volume, progress)):
+        for c, p in enumerate(self._native_channels(volume, progress, tta)):
             if best is None:
                 best, labels = p, np.zeros(p.shape, dtype=np.uint8)
             else:

@@ -1,7 +1,7 @@
 """``segment()``: the one place that knows the whole sequence from a scan to all outputs.
 
-read -> automatic ROI (:mod:`limbseg.data.roi`) -> crop (native grid) -> model (canonical axial
-slices, optional flip TTA, fold ensemble) -> back to the native grid -> post-processing ->
+read -> automatic ROI (:mod:`limbseg.data.roi`) -> crop (native grid) -> :class:`~limbseg.inference.Predictor`
+(canonical axial slices, optional flip TTA, fold ensemble, back to the native grid) -> post-processing ->
 outputs written into a temporary folder, then moved to ``output_dir`` (nothing partial is left).
 
 Outputs (DESIGN.md section 3): ``labels.nii.gz``, ``labels.json``, ``segmentation.seg.nrrd``,
@@ -52,34 +52,6 @@ def load_model(model: Any = None) -> Any:
     if not path.exists():
         raise LimbsegError("no such model bundle", path)
     return load_bundle(path)
-
-
-def predict_labels(predictor: Any, volume: Volume, *, tta: bool = False, progress: Progress | None = None) -> np.ndarray:
-    """Argmax labels (uint8, the volume's native grid) of the predictor's class probabilities.
-
-    With ``tta`` the slices are also run mirrored left-right (canonical axis ``i``) and the two
-    probability maps averaged. Channels are resampled to the native grid one at a time
-    (trilinear) and reduced by a running argmax, so memory stays at two native-size arrays.
-    """
-    from limbseg.data.slices import to_native
-
-    inputs, canon = predictor.prepare(volume)
-    probs = predictor.predict_slices(inputs, progress)  # (K, C, I, J)
-    if tta:
-        flipped = predictor.predict_slices(np.ascontiguousarray(inputs[:, :, ::-1, :]))
-        probs = 0.5 * (probs + flipped[:, :, ::-1, :])
-    best = labels = None
-    for c in range(probs.shape[1]):
-        chan = np.ascontiguousarray(np.transpose(probs[:, c], (1, 2, 0)))  # (I, J, K) canonical
-        p = to_native(chan, canon.affine, volume, order=1, cval=1.0 if c == 0 else 0.0)
-        if best is None:
-            best, labels = p, np.zeros(p.shape, dtype=np.uint8)
-        else:
-            better = p > best
-            labels[better] = c
-            best = np.where(better, p, best)
-    assert labels is not None
-    return labels
 
 
 def write_outputs(
@@ -173,8 +145,7 @@ def segment(
     t["roi"] = time.perf_counter() - t0 - sum(t.values())
     report(0.1, "segmenting")
     array = np.zeros(image.shape, dtype=np.uint8)
-    array[sl] = predict_labels(predictor, crop, tta=tta,
-                               progress=lambda f, m: report(0.1 + 0.7 * f, m))
+    array[sl] = predictor.predict(crop, lambda f, m: report(0.1 + 0.7 * f, m), tta=tta).array
     labels = LabelMap(array, image.affine.copy(), {}, scheme=predictor.scheme)
     t["inference"] = time.perf_counter() - t0 - sum(t.values())
     if postprocess:

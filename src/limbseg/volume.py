@@ -74,6 +74,18 @@ class Volume:
             raise ValueError(f"shape {array.shape} differs from the grid {self.array.shape}")
         return replace(self, array=array, affine=self.affine.copy(), meta={**self.meta, **meta})
 
+    def crop(self, lo: tuple[int, int, int] | np.ndarray, hi: tuple[int, int, int] | np.ndarray) -> Volume:
+        """The sub-volume ``array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]`` with its own exact affine.
+
+        Bounds are clipped to the grid; the voxels are a view, not a copy.
+        """
+        lo_a = np.clip(np.asarray(lo, dtype=int), 0, self.shape)
+        hi_a = np.clip(np.asarray(hi, dtype=int), lo_a, self.shape)
+        sl = tuple(slice(int(a), int(b)) for a, b in zip(lo_a, hi_a, strict=True))
+        affine = self.affine.copy()
+        affine[:3, 3] = self.index_to_ras(lo_a.astype(float))[0]
+        return replace(self, array=self.array[sl], affine=affine, meta=dict(self.meta))
+
     def index_to_ras(self, ijk: np.ndarray) -> np.ndarray:
         """Voxel indices (N, 3) -> RAS mm (N, 3)."""
         ijk = np.asarray(ijk, dtype=np.float64).reshape(-1, 3)

@@ -17,6 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--encoder", choices=["resnet34", "resnet50", "vgg19", "mobilenet_v2"], default="resnet34")
     p.add_argument("--encoder-weights", default="none",
                    help="none | imagenet (local Hugging Face cache only) | PATH to .safetensors/.pth")
+    p.add_argument("--decoder-channels", default=None, metavar="W1,W2,W3,W4,W5",
+                   help="U-Net decoder widths (default 256,128,64,32,16; 128,64,32,16,16 is ~2.5x faster on CPU)")
     p.add_argument("--freeze-encoder", action="store_true", help="freeze the encoder (the study did)")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=16)
@@ -45,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = TrainOptions(
         arch=args.arch, encoder=args.encoder, encoder_weights=args.encoder_weights,
+        decoder_channels=_widths(args.decoder_channels),
         freeze_encoder=args.freeze_encoder, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         loss=args.loss, patience=args.patience, folds=parse_folds(args.folds), val_fraction=args.val_fraction,
         image_size=args.image_size, spacing_mm=args.spacing, channels=args.channels, augment=not args.no_augment,
@@ -57,3 +60,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"validation mean DSC {dsc['mean']:.3f} ± {dsc['sd']:.3f} over {result.summary['n_cases']} cases; "
           f"report: {result.run_dir / 'summary.md'}")
     return 0
+
+
+def _widths(text: str | None) -> list[int] | None:
+    """``"128,64,32,16,16"`` -> [128, 64, 32, 16, 16]."""
+    if text is None:
+        return None
+    from limbseg.errors import LimbsegError
+
+    try:
+        return [int(w) for w in text.split(",")]
+    except ValueError as exc:
+        raise LimbsegError(f"--decoder-channels must be comma-separated integers, got {text!r}") from exc

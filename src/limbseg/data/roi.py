@@ -186,6 +186,4 @@ def crop_to_roi(volume: Volume, roi: ROI) -> tuple[Volume, tuple[slice, slice, s
         raise LimbsegError(f"the region {roi.z_mm[0]:.0f}..{roi.z_mm[1]:.0f} mm lies outside the scan",
                            volume.meta.get("source"))
     sl = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
-    affine = volume.affine.copy()
-    affine[:3, 3] = volume.index_to_ras(lo.astype(float))[0]
-    return Volume(volume.array[sl], affine, dict(volume.meta)), sl  # type: ignore[index]
+    return volume.crop(lo, hi), sl  # type: ignore[return-value]

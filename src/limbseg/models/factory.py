@@ -30,9 +30,17 @@ DEFAULT_UNET2D_FEATURES = [32, 32, 64, 128, 256, 32]
 
 
 def architecture(
-    arch: str = "unet", encoder: str = "resnet34", in_channels: int = 3, classes: int = 5
+    arch: str = "unet", encoder: str = "resnet34", in_channels: int = 3, classes: int = 5,
+    decoder_channels: list[int] | None = None,
 ) -> dict[str, Any]:
-    """The architecture dict for ``build_model`` (validated)."""
+    """The architecture dict for ``build_model`` (validated).
+
+    ``decoder_channels``: the U-Net decoder's five stage widths (default smp's 256..16); a narrower
+    decoder (e.g. 128, 64, 32, 16, 16) keeps the study's encoder and runs about 2.5x faster on CPU.
+    """
+    decoder = list(decoder_channels or DEFAULT_DECODER)
+    if len(decoder) != 5 or any(int(c) < 1 for c in decoder):
+        raise LimbsegError(f"decoder channels must be five positive widths, got {decoder}")
     if arch not in ARCHS:
         raise LimbsegError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     if arch == "unet2d":
@@ -41,7 +49,7 @@ def architecture(
     if encoder not in ENCODERS:
         raise LimbsegError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
     return {"arch": "unet", "encoder": encoder, "in_channels": in_channels, "classes": classes,
-            "decoder_channels": list(DEFAULT_DECODER)}
+            "decoder_channels": [int(c) for c in decoder]}
 
 
 def build_model(arch_config: dict[str, Any], encoder_weights: str | Path | None = None) -> nn.Module:

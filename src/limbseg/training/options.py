@@ -30,6 +30,7 @@ class TrainOptions:
     arch: str = "unet"
     encoder: str = "resnet34"
     encoder_weights: str = "none"
+    decoder_channels: list[int] | None = None
     freeze_encoder: bool = False
     epochs: int = 100
     batch_size: int = 16

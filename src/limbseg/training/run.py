@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from limbseg.errors import LimbsegError
@@ -55,7 +56,7 @@ def _initial_state(options: TrainOptions, scheme: LabelScheme):
     from limbseg.models.factory import architecture
 
     if options.init_from is None:
-        arch = architecture(options.arch, options.encoder, 3, scheme.num_classes)
+        arch = architecture(options.arch, options.encoder, 3, scheme.num_classes, options.decoder_channels)
         return arch, _preprocessing(options), None
     from limbseg.models.bundle import load_bundle
 
@@ -113,10 +114,25 @@ def _evaluate_fold(model, pre, scheme, val_cases: list[Case], fold: int, device)
     predictor = Predictor([model], pre, device, scheme=scheme)
     rows = []
     for case in val_cases:
-        pred = predictor.predict(read_image(case.image))
-        ref = LabelMap.from_volume(read_image(case.label), scheme)
+        image, ref = read_image(case.image), LabelMap.from_volume(read_image(case.label), scheme)
+        lo, hi = _label_box(ref, margin_mm=30.0)
+        pred = ref.with_array(np.zeros(ref.shape, np.uint8))
+        pred.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = predictor.predict(image.crop(lo, hi)).array
         rows += [{"fold": fold, **r} for r in evaluate_pair(pred, ref, case=case.case_id)]
     return rows
+
+
+def _label_box(labels, margin_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Index box (lo, hi) of the labelled voxels plus ``margin_mm`` (the whole grid when empty).
+
+    Validation predicts only there, as ``limbseg segment`` predicts only inside its ROI.
+    """
+    nz = np.argwhere(labels.array)
+    if nz.size == 0:
+        return np.zeros(3, int), np.array(labels.shape)
+    margin = np.ceil(margin_mm / np.asarray(labels.spacing)).astype(int)
+    shape = np.array(labels.shape)
+    return np.clip(nz.min(axis=0) - margin, 0, shape), np.clip(nz.max(axis=0) + margin + 1, 0, shape)
 
 
 def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
