@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (decays by 1e-6 per epoch)")
+    p.add_argument("--lr-schedule", choices=["study", "cosine"], default="study",
+                   help="study: linear decay by 1e-6 per epoch; cosine: to 1%% of --lr at the last epoch")
+    p.add_argument("--val-slice-stride", type=int, default=1, help="validate on every n-th slice (CPU budgets)")
     p.add_argument("--loss", choices=["dicefocal", "dice", "ce"], default="dicefocal")
     p.add_argument("--patience", type=int, default=20, help="early stopping on validation loss")
     p.add_argument("--folds", default=None, help="K (k-fold) or 'loo' (leave one subject out)")
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         arch=args.arch, encoder=args.encoder, encoder_weights=args.encoder_weights,
         decoder_channels=_widths(args.decoder_channels),
         freeze_encoder=args.freeze_encoder, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        loss=args.loss, patience=args.patience, folds=parse_folds(args.folds), val_fraction=args.val_fraction,
+        loss=args.loss, lr_schedule=args.lr_schedule, val_slice_stride=args.val_slice_stride, patience=args.patience, folds=parse_folds(args.folds), val_fraction=args.val_fraction,
         image_size=args.image_size, spacing_mm=args.spacing, channels=args.channels, augment=not args.no_augment,
         init_from=args.init_from, device=args.device, seed=args.seed, resume=args.resume,
         max_slices_per_epoch=args.max_slices_per_epoch, num_workers=args.workers, half_bundle=args.half,

@@ -24,6 +24,9 @@ class TrainOptions:
     Units: ``spacing_mm`` in mm; ``image_size`` in pixels (the square network input tile used
     for training crops, a multiple of 32; ``image_size * spacing_mm`` mm of field);
     ``margin_mm`` around the labelled limbs' bounding box from which crops are drawn.
+    ``lr_schedule``: ``"study"`` (linear decay by ``lr_decay_per_epoch`` per epoch) or ``"cosine"``
+    (to 1 % of ``lr`` at ``epochs``; better for short runs at a higher rate).
+    ``val_slice_stride``: validate on every n-th slice of the validation subjects (CPU budgets).
     ``folds``: ``None`` (one split by ``val_fraction``), an int K (K-fold) or ``"loo"``.
     """
 
@@ -36,6 +39,7 @@ class TrainOptions:
     batch_size: int = 16
     lr: float = 1e-4
     lr_decay_per_epoch: float = 1e-6
+    lr_schedule: str = "study"
     loss: str = "dicefocal"
     patience: int = 20
     folds: int | str | None = None
@@ -50,6 +54,7 @@ class TrainOptions:
     seed: int = 0
     resume: bool = False
     max_slices_per_epoch: int | None = None
+    val_slice_stride: int = 1
     num_workers: int = 0
     half_bundle: bool = False
     ensemble: bool = True
@@ -58,6 +63,10 @@ class TrainOptions:
         """Raise LimbsegError for inconsistent options (before any work is done)."""
         if self.loss not in LOSSES:
             raise LimbsegError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.lr_schedule not in ("study", "cosine"):
+            raise LimbsegError(f"unknown learning-rate schedule {self.lr_schedule!r}; choose study or cosine")
+        if self.val_slice_stride < 1:
+            raise LimbsegError("--val-slice-stride must be at least 1")
         if self.channels not in ("2.5d", "repeat"):
             raise LimbsegError(f"unknown channel mode {self.channels!r}; choose 2.5d or repeat")
         if self.image_size < 32 or self.image_size % 32:
