@@ -160,6 +160,7 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
     t0 = time.perf_counter()
     for f in split["folds"]:
         k = int(f["fold"])
+        torch.manual_seed(options.seed + k)  # seeded initial weights: a run is reproducible
         model = _build(arch, init_state, options)
 
         def fold_progress(frac: float, msg: str, row: dict, k: int = k) -> None:
