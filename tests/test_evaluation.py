@@ -81,3 +81,15 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["evaluate", "--pred", str(tmp_path / "a"), "--ref", str(tmp_path / "b")]) == 2
     assert main(["evaluate", "--pred", str(tmp_path / "nope"), "--ref", str(tmp_path / "b")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_segment_output_folders_are_matched_by_folder_name(tmp_path):
+    from limbseg.evaluation import match_cases
+
+    pred, ref = _pair()
+    (tmp_path / "out" / "case7_0000").mkdir(parents=True)
+    write_image(Volume(pred.array, AFFINE), tmp_path / "out" / "case7_0000" / "labels.nii.gz")
+    (tmp_path / "ref").mkdir()
+    write_image(Volume(ref.array, AFFINE), tmp_path / "ref" / "case7.nii.gz")
+    [(cid, p, r)] = match_cases(tmp_path / "out", tmp_path / "ref")
+    assert cid == "case7" and p.name == "labels.nii.gz" and r.name == "case7.nii.gz"

@@ -77,11 +77,19 @@ def _index(path: Path) -> dict[str, Path]:
         raise LimbsegError("no such file or folder", path)
     files = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES)
                    and not p.name.startswith("."))
-    return {case_id(p): p for p in files}
+    index = {case_id(p): p for p in files}
+    # `limbseg segment a b -o OUT` writes OUT/<input name>/labels.nii.gz: the folder names the case
+    for sub in sorted(p for p in path.iterdir() if p.is_dir() and (p / "labels.nii.gz").is_file()):
+        index.setdefault(case_id(Path(sub.name + ".nii.gz")), sub / "labels.nii.gz")
+    return index
 
 
 def match_cases(pred: str | Path, ref: str | Path) -> list[tuple[str, Path, Path]]:
-    """Pair prediction and reference files by case id (two files are paired whatever their names)."""
+    """Pair prediction and reference files by case id (two files are paired whatever their names).
+
+    A folder is indexed by its image files and by its sub-folders holding a ``labels.nii.gz``
+    (the layout ``limbseg segment`` writes for several inputs).
+    """
     pred, ref = Path(pred), Path(ref)
     if pred.is_file() and ref.is_file():
         return [(case_id(ref), pred, ref)]
