@@ -57,8 +57,9 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--pixel", type=float, default=0.9375)
+    p.add_argument("--contrasts", default="water,fat,t1,pd,random", help="comma-separated")
     args = p.parse_args()
-    for contrast in ("water", "fat", "t1", "pd", "random"):
+    for contrast in args.contrasts.split(","):
         print(figure(contrast, args.seed, args.pixel))
 
 
