@@ -84,6 +84,18 @@ def test_resume_continues_from_checkpoint(tiny_dataset, tmp_path):
     assert [h["epoch"] for h in res.history] == [1, 2]
 
 
+def test_resume_of_a_completed_fold_only_exports(tiny_dataset, tmp_path, monkeypatch):
+    import limbseg.training.run as run_mod
+
+    train(tiny_dataset, tmp_path / "R", _opts(folds=None, val_fraction=0.34, epochs=1))
+    monkeypatch.setattr(run_mod, "prepare_case", lambda *a, **k: pytest.fail("training data prepared again"))
+    res = train(tiny_dataset, tmp_path / "R", _opts(folds=None, val_fraction=0.34, epochs=1, resume=True))
+    ck = torch.load(tmp_path / "R" / "fold0" / "checkpoint.pt", weights_only=True)
+    assert [h["epoch"] for h in res.history] == [1]
+    saved = load_bundle(res.bundle).state_dicts[0]
+    assert all(torch.equal(saved[k], v.float()) for k, v in ck["best_state"].items() if v.is_floating_point())
+
+
 def test_cli_train_and_bad_options(tiny_dataset, tmp_path, capsys):
     rc = main(["train", str(tiny_dataset), "-o", str(tmp_path / "C"), "--folds", "2", "--epochs", "1",
                "--image-size", "64", "--batch-size", "8", "--encoder", "resnet34", "--encoder-weights", "none",

@@ -196,6 +196,24 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
                       copy.deepcopy(state["history"]), time.perf_counter() - start)
 
 
+def completed_fold(fold: int, fold_dir: Path, options: TrainOptions) -> FoldResult | None:
+    """With ``--resume``: the result of a fold whose checkpoint already reached ``options.epochs``
+    (or stopped early), so its training data need not be prepared again; else None.
+
+    This is also how an interrupted run is turned into a bundle early: ``--resume --epochs N``
+    with N the epochs already done.
+    """
+    path = fold_dir / "checkpoint.pt"
+    if not (options.resume and path.is_file()):
+        return None
+    ckpt = _load_checkpoint(path)
+    if not (ckpt["finished"] or int(ckpt["epoch"]) >= options.epochs):
+        return None
+    history = list(ckpt["history"])
+    return FoldResult(fold, ckpt["best_state"], int(ckpt["best_epoch"]), float(ckpt["best_dsc"]), history,
+                      float(history[-1]["time_s"]) if history else 0.0)
+
+
 def _save_checkpoint(path: Path, model, optimiser, scheduler, best_state, state: dict[str, Any]) -> None:
     payload = {"model": _cpu_state(model), "optimizer": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
                "torch_rng": torch.get_rng_state(), "best_state": best_state, **state}

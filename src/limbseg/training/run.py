@@ -141,7 +141,7 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
     from limbseg.evaluation import summarise, write_report
     from limbseg.inference import resolve_device
     from limbseg.models.bundle import save_bundle
-    from limbseg.training.loop import train_fold
+    from limbseg.training.loop import completed_fold, train_fold
     from limbseg.training.reports import plot_curves, write_history
 
     options.validate()
@@ -152,9 +152,16 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
     split = _split(cases, run_dir, options)
     arch, pre, init_state = _initial_state(options, scheme)
     by_id = {c.case_id: c for c in cases}
-    prepared = {c.case_id: prepare_case(c, spacing_mm=pre["spacing_mm"], channels=pre["channels"],
-                                        margin_mm=options.margin_mm, normalisation=pre.get("normalisation"))
-                for c in cases}
+    prepared: dict[str, Any] = {}
+
+    def prepared_cases(ids: list[str]) -> list[Any]:
+        """Cases as network inputs, prepared once and only when a fold still needs training."""
+        for cid in ids:
+            if cid not in prepared:
+                prepared[cid] = prepare_case(by_id[cid], spacing_mm=pre["spacing_mm"], channels=pre["channels"],
+                                             margin_mm=options.margin_mm, normalisation=pre.get("normalisation"))
+        return [prepared[cid] for cid in ids]
+
     n_folds = len(split["folds"])
     rows, history, states, fold_bundles, fold_info = [], [], [], [], []
     t0 = time.perf_counter()
@@ -167,9 +174,9 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
             if progress:
                 progress((k + frac) / n_folds, msg, row)
 
-        res = train_fold(model, k, run_dir / f"fold{k}", [prepared[c] for c in f["train"]],
-                         [prepared[c] for c in f["val"]], options, scheme.values, scheme.num_classes,
-                         device, fold_progress)
+        res = completed_fold(k, run_dir / f"fold{k}", options) or train_fold(
+            model, k, run_dir / f"fold{k}", prepared_cases(f["train"]), prepared_cases(f["val"]), options,
+            scheme.values, scheme.num_classes, device, fold_progress)
         model.load_state_dict(res.best_state)
         fold_rows = _evaluate_fold(model, pre, scheme, [by_id[c] for c in f["val"]], k, device)
         rows += fold_rows
