@@ -144,9 +144,16 @@ def postprocess(
         a new LabelMap on the same grid with the same scheme.
     """
     values = labels.scheme.values
-    array = clean_slices(labels.array, values, axis=axial_axis(labels.affine), fraction=fraction)
-    if largest:
-        if midline_x is None:
-            midline_x = field_centre_x(labels.shape, labels.affine)
-        array = keep_largest_per_side(array, labels.affine, values, midline_x)
-    return LabelMap(array, labels.affine.copy(), dict(labels.meta), scheme=labels.scheme)
+    if midline_x is None:
+        midline_x = field_centre_x(labels.shape, labels.affine)
+    out = np.zeros(labels.shape, dtype=np.uint8)
+    [box] = ndimage.find_objects((labels.array > 0).astype(np.uint8)) or [None]
+    if box is not None:  # work inside the labels' bounding box plus one background voxel: same result, faster
+        lo = [max(b.start - 1, 0) for b in box]
+        hi = [min(b.stop + 1, n) for b, n in zip(box, labels.shape, strict=True)]
+        crop = labels.crop(lo, hi)
+        array = clean_slices(crop.array, values, axis=axial_axis(labels.affine), fraction=fraction)
+        if largest:
+            array = keep_largest_per_side(array, crop.affine, values, midline_x)
+        out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = array
+    return LabelMap(out, labels.affine.copy(), dict(labels.meta), scheme=labels.scheme)
