@@ -66,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
+    if not args.debug:  # highdicom narrates every attribute it copies at INFO
+        logging.getLogger("highdicom").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except LimbsegError as exc:
