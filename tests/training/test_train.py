@@ -144,3 +144,13 @@ def test_augment_keeps_shapes_and_labels():
     a1 = augment_slice(x, y, np.random.default_rng(5))
     a2 = augment_slice(x, y, np.random.default_rng(5))
     assert np.array_equal(a1[0], a2[0])
+
+
+def test_gui_train_service_runs_the_real_training(tiny_dataset, tmp_path):
+    from limbseg.gui.services import Services
+
+    seen = []
+    result = Services().train(tiny_dataset, tmp_path / "G", {"encoder": "mobilenet_v2", "epochs": 1, "image_size": 64,
+                                                             "max_slices_per_epoch": 8, "device": "cpu"},
+                              lambda *args: seen.append(args))
+    assert (result.bundle / "model.json").is_file() and seen
