@@ -15,7 +15,7 @@ def test_whole_body_scan_excludes_trunk_and_head():
     roi = find_roi(body_phantom(-50, 1300))
     assert roi.crotch_z_mm == pytest.approx(600, abs=12)
     assert roi.z_mm[0] == pytest.approx(-10, abs=12)  # feet at 0, margin 10
-    assert 720 <= roi.z_mm[1] <= 800  # pelvis (600 + 0.27 * 600) + margin; head/thorax left out
+    assert 800 <= roi.z_mm[1] <= 900  # pelvis (600 + 0.4 * 600) + margin; head (from 1000 mm) left out
     assert roi.midline_x_mm == pytest.approx(0, abs=3)
     assert roi.x_mm[0] < -120 and roi.x_mm[1] > 120  # both legs and the pelvis in the box
     assert not roi.notes

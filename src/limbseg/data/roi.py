@@ -24,12 +24,12 @@ from limbseg.errors import LimbsegError
 from limbseg.volume import Volume
 
 COARSE_MM = 4.0  #: in-plane spacing of the detection grid
-PELVIS_FRACTION = 0.27  #: pelvis height above the crotch, as a fraction of the visible leg length
-PELVIS_MIN_MM = 120.0  #: ... and at least this much
+PELVIS_FRACTION = 0.4  #: pelvis height above the crotch, as a fraction of the visible leg length
+PELVIS_MIN_MM = 200.0  #: ... and at least this much
 MARGIN_MM = 10.0  #: added on every side of the detected box
 MIN_LEG_RUN_MM = 30.0  #: shortest run of two-leg slices accepted as legs
 MIN_BLOB_CM2 = 4.0  #: components smaller than this are noise
-MAX_GAP_MM = 60.0  #: slices where the legs touch (knees) bridged within a run of leg slices
+MAX_GAP_MM = 250.0  #: slices where the legs touch (knees) bridged within a run of leg slices
 
 
 @dataclass
