@@ -77,7 +77,7 @@ def _slice_profile(mask2d: np.ndarray, x_mm: np.ndarray, min_px: int) -> tuple[b
     """(two legs?, midline x between them) for one coarse axial slice."""
     lab, n = ndimage.label(ndimage.binary_erosion(mask2d))  # separates legs that just touch
     if n < 2:
-        return False, None
+        return _touching_legs(mask2d, x_mm, min_px)
     sizes = np.bincount(lab.ravel())[1:]
     order = np.argsort(sizes)[::-1]
     a, b = sizes[order[0]], sizes[order[1]]
@@ -88,6 +88,27 @@ def _slice_profile(mask2d: np.ndarray, x_mm: np.ndarray, min_px: int) -> tuple[b
     if abs(xa - xb) < 0.5 * max(widths):  # one above the other, not side by side
         return False, None
     return True, (xa + xb) / 2
+
+
+def _touching_legs(mask2d: np.ndarray, x_mm: np.ndarray, min_px: int) -> tuple[bool, float | None]:
+    """Two thighs pressed together: the body's front-to-back depth (pixels per x column) has two
+    peaks and, between them, a valley under 80 % of the smaller peak (at the pelvis the depth is
+    largest in the middle)."""
+    depth = mask2d.sum(axis=1).astype(float)
+    if mask2d.sum() < 2 * min_px or depth.max() <= 0:
+        return False, None
+    cols = np.flatnonzero(depth)
+    centre = int(round(np.average(np.arange(depth.size), weights=depth)))
+    if not cols[0] < centre < cols[-1]:
+        return False, None
+    a = int(np.argmax(depth[:centre]))
+    b = centre + int(np.argmax(depth[centre:]))
+    if b - a < 3:
+        return False, None
+    valley = a + int(np.argmin(depth[a:b + 1]))
+    if depth[valley] >= 0.8 * min(depth[a], depth[b]):
+        return False, None
+    return True, float(x_mm[valley, 0])
 
 
 def _longest_run(flags: np.ndarray, max_gap: int = 2) -> tuple[int, int] | None:
