@@ -91,7 +91,6 @@ def make_options(name: str, args: argparse.Namespace):
 
 def run_variant(name: str, args: argparse.Namespace) -> Path:
     """Train one variant into OUT/name (reuse a finished run with the same options; resume a partial one)."""
-    import torch
 
     from limbseg.errors import LimbsegError
     from limbseg.training.run import train
