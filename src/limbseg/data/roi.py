@@ -73,11 +73,12 @@ def body_mask(volume: Volume) -> Volume:
     return canon.with_array(mask)
 
 
-def _slice_profile(mask2d: np.ndarray, x_mm: np.ndarray, min_px: int) -> tuple[bool, float | None]:
+def _slice_profile(mask2d: np.ndarray, x_mm: np.ndarray, min_px: int, touching: bool = True
+                   ) -> tuple[bool, float | None]:
     """(two legs?, midline x between them) for one coarse axial slice."""
     lab, n = ndimage.label(ndimage.binary_erosion(mask2d))  # separates legs that just touch
     if n < 2:
-        return _touching_legs(mask2d, x_mm, min_px)
+        return _touching_legs(mask2d, x_mm, min_px) if touching else (False, None)
     sizes = np.bincount(lab.ravel())[1:]
     order = np.argsort(sizes)[::-1]
     a, b = sizes[order[0]], sizes[order[1]]
@@ -138,7 +139,12 @@ def find_roi(volume: Volume, *, start_mm: float | None = None, end_mm: float | N
     x_mm = aff[0, 0] * np.arange(mask.shape[0])[:, None] + aff[0, 3] + np.zeros(mask.shape[:2])
     z_mm = aff[2, 2] * np.arange(mask.shape[2]) + aff[2, 3]
     min_px = int(MIN_BLOB_CM2 * 100 / COARSE_MM**2)
-    profile = [_slice_profile(mask[:, :, k], x_mm, min_px) for k in range(mask.shape[2])]
+    # Thighs pressed together are recognised on axial acquisitions only: on an oblique whole-body
+    # phantom the depth-valley rule also fired in the trunk (known limitation, see docs/segment.md).
+    from limbseg.data.slices import is_axial
+
+    touching = is_axial(volume)
+    profile = [_slice_profile(mask[:, :, k], x_mm, min_px, touching) for k in range(mask.shape[2])]
     dz = abs(aff[2, 2])
     run = _longest_run(np.array([p[0] for p in profile]), max_gap=int(MAX_GAP_MM / dz))
     notes: list[str] = []
