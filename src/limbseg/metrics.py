@@ -75,23 +75,24 @@ def _check(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -> tuple
     return p, r
 
 
-def hd95(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -> float:
-    """95th-percentile symmetric Hausdorff distance in mm (see the module's empty-mask rules)."""
+def _distances_or_rule(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]
+                       ) -> float | tuple[np.ndarray, np.ndarray]:
+    """Surface distances (pred->ref, ref->pred) in mm, or the empty-mask value: 0.0 both empty, nan one empty."""
     p, r = _check(pred, ref, spacing)
     if not p.any() and not r.any():
         return 0.0
     if not p.any() or not r.any():
         return float("nan")
-    d_pr, d_rp = _surface_distances(p, r, spacing)
-    return float(max(np.percentile(d_pr, 95), np.percentile(d_rp, 95)))
+    return _surface_distances(p, r, spacing)
+
+
+def hd95(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -> float:
+    """95th-percentile symmetric Hausdorff distance in mm (see the module's empty-mask rules)."""
+    d = _distances_or_rule(pred, ref, spacing)
+    return d if isinstance(d, float) else float(max(np.percentile(d[0], 95), np.percentile(d[1], 95)))
 
 
 def assd(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -> float:
     """Average symmetric surface distance in mm (see the module's empty-mask rules)."""
-    p, r = _check(pred, ref, spacing)
-    if not p.any() and not r.any():
-        return 0.0
-    if not p.any() or not r.any():
-        return float("nan")
-    d_pr, d_rp = _surface_distances(p, r, spacing)
-    return float(np.concatenate([d_pr, d_rp]).mean())
+    d = _distances_or_rule(pred, ref, spacing)
+    return d if isinstance(d, float) else float(np.concatenate(d).mean())
