@@ -41,3 +41,16 @@ def test_merge_priority_first_listed_wins():
     assert n == 8 and (labels == 2).all()
     labels, _ = merge_masks({"tibia": a, "femur": b}, priority=["tibia"])
     assert (labels == 1).all()
+
+
+def test_structure_boxes_match_find_objects():
+    from scipy import ndimage
+
+    from limbseg.labels import nonzero_box, structure_boxes
+
+    rng = np.random.default_rng(3)
+    a = np.zeros((40, 30, 20), np.uint8)
+    a[5:30, 4:25, 3:17] = (rng.random((25, 21, 14)) < 0.02) * rng.integers(1, 4, (25, 21, 14))
+    assert structure_boxes(a, 5) == ndimage.find_objects(a, max_label=5)
+    assert structure_boxes(np.zeros((4, 4, 4), np.uint8), 2) == [None, None]
+    assert nonzero_box(np.zeros((3, 3, 3))) is None

@@ -144,3 +144,32 @@ def merge_masks(
     if priority is None:
         labels[overlap] = 0
     return labels, int(overlap.sum())
+
+
+def nonzero_box(array: np.ndarray) -> tuple[slice, ...] | None:
+    """The bounding box (slices) of the non-zero voxels of ``array``; ``None`` when all are zero."""
+    nonzero = np.asarray(array) != 0
+    box = []
+    for ax in range(nonzero.ndim):
+        hit = np.flatnonzero(nonzero.any(axis=tuple(a for a in range(nonzero.ndim) if a != ax)))
+        if hit.size == 0:
+            return None
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(box)
+
+
+def structure_boxes(array: np.ndarray, max_label: int) -> list[tuple[slice, ...] | None]:
+    """Bounding box (slices into ``array``) of each label value ``1..max_label``; ``None`` where absent.
+
+    Same result as ``scipy.ndimage.find_objects`` but it first reduces the search to the box of all
+    non-zero voxels, which is several times faster on large, mostly empty label maps.
+    """
+    from scipy import ndimage
+
+    outer = nonzero_box(array)
+    if outer is None:
+        return [None] * max_label
+    boxes = ndimage.find_objects(np.ascontiguousarray(array[outer]), max_label=max_label)
+    return [None if box is None else tuple(slice(s.start + o.start, s.stop + o.start)
+                                           for s, o in zip(box, outer, strict=True))
+            for box in boxes]

@@ -16,11 +16,13 @@ from a slice or side is skipped; nothing is ever added except background pixels 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
+from limbseg.labels import nonzero_box, structure_boxes
 from limbseg.volume import LabelMap
 
 SIDES = ("left", "right")
@@ -85,13 +87,38 @@ def voxel_x_mm(shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:
     return a[0, 0] * i[:, None, None] + a[0, 1] * j[None, :, None] + a[0, 2] * k[None, None, :] + a[0, 3]
 
 
-def side_masks(mask: np.ndarray, affine: np.ndarray, midline_x: float) -> dict[str, np.ndarray]:
-    """Split a boolean mask into ``{"left": ..., "right": ...}`` by RAS x against ``midline_x`` (mm).
+@dataclass(frozen=True)
+class BoneSide:
+    """One structure on one side, cropped to the structure's bounding box.
 
-    Patient right is RAS ``x > midline_x``.
+    ``mask`` is the boolean mask inside the box ``[lo, hi)`` of the full grid; ``affine`` maps the box's
+    voxel indices to RAS mm (so meshes and centroids need no offset); ``box`` indexes the full grid.
     """
-    right = voxel_x_mm(mask.shape, affine) > midline_x
-    return {"left": mask & ~right, "right": mask & right}
+
+    name: str
+    side: str
+    mask: np.ndarray
+    lo: tuple[int, int, int]
+    affine: np.ndarray
+    box: tuple[slice, slice, slice]
+
+
+def bone_sides(labels: LabelMap, midline_x: float) -> Iterator[BoneSide]:
+    """Every structure of the scheme split into its left and right part, each cropped to its bounding box.
+
+    Yields structures in scheme order, ``left`` before ``right``; an absent structure or side yields an
+    empty mask. Working in bounding boxes keeps this fast on whole-body grids (one pass over the volume).
+    """
+    values = labels.scheme.values
+    boxes = structure_boxes(labels.array, max(values, default=0))
+    for name, value in zip(labels.scheme.names, values, strict=True):
+        box = boxes[value - 1] or (slice(0, 0),) * 3
+        lo = tuple(int(b.start) for b in box)
+        crop = labels.crop(lo, tuple(int(b.stop) for b in box))
+        mask = crop.array == value
+        right = voxel_x_mm(mask.shape, crop.affine) > midline_x
+        yield BoneSide(name, "left", mask & ~right, lo, crop.affine, box)  # type: ignore[arg-type]
+        yield BoneSide(name, "right", mask & right, lo, crop.affine, box)  # type: ignore[arg-type]
 
 
 def field_centre_x(shape: tuple[int, ...], affine: np.ndarray) -> float:
@@ -147,7 +174,7 @@ def postprocess(
     if midline_x is None:
         midline_x = field_centre_x(labels.shape, labels.affine)
     out = np.zeros(labels.shape, dtype=np.uint8)
-    [box] = ndimage.find_objects((labels.array > 0).astype(np.uint8)) or [None]
+    box = nonzero_box(labels.array)
     if box is not None:  # work inside the labels' bounding box plus one background voxel: same result, faster
         lo = [max(b.start - 1, 0) for b in box]
         hi = [min(b.stop + 1, n) for b, n in zip(box, labels.shape, strict=True)]

@@ -144,3 +144,14 @@ def test_dicom_seg_reads_back(tmp_path):
         source_sop_instance_uids=uids, segment_numbers=[1, 2, 3, 4], combine_segments=True
     )
     np.testing.assert_array_equal(frames, labels.array.transpose(2, 1, 0))
+
+
+def test_touches_edge_only_on_the_volumes_faces():
+    """A crop's own faces are not the volume's: only a bone on the far faces of the grid counts."""
+    lab = np.zeros((12, 12, 12), np.uint8)
+    lab[4, 4, 3:8] = 1  # inside: a rod of 5 voxels
+    lab[8:10, 8:10, 10:12] = 2  # reaches the last k slice
+    rows = compute_statistics(LabelMap(lab, np.eye(4)), midline_x=100.0)  # everything on the left
+    assert _row(rows, "tibia", "left")["touches_edge"] is False
+    assert _row(rows, "femur", "left")["touches_edge"] is True
+    assert _row(rows, "tibia", "left")["length_mm"] == pytest.approx(5.0)

@@ -72,11 +72,53 @@ def resample_array(
     m = np.linalg.inv(src_affine) @ dst_affine
     matrix, offset = m[:3, :3], m[:3, 3]
     if np.allclose(matrix, np.diag(np.diag(matrix)), atol=1e-9):
-        matrix = np.diag(matrix)  # scipy's fast separable path
+        matrix = np.diag(matrix)
+        if order == 1 and np.issubdtype(np.asarray(array).dtype, np.floating):
+            return _linear_separable(np.asarray(array), matrix, offset, tuple(dst_shape), cval)
     return ndimage.affine_transform(
         array, matrix, offset=offset, output_shape=tuple(dst_shape), order=order, mode="constant",
         cval=cval, prefilter=False,
     )
+
+
+def _linear_separable(array: np.ndarray, scale: np.ndarray, offset: np.ndarray, shape: tuple[int, ...],
+                      cval: float) -> np.ndarray:
+    """Trilinear resampling for an axis-aligned mapping (source coordinate = scale * index + offset).
+
+    Same values as ``ndimage.affine_transform(order=1, mode="constant", prefilter=False)`` (a point whose
+    coordinate on any axis falls outside ``[0, n - 1]`` gets ``cval``), computed one axis at a time in
+    the array's float precision: several times faster, because each pass is a gather and a blend.
+    """
+    out = array
+    bad_per_axis = []
+    for ax in np.argsort([n_out / n_in for n_out, n_in in zip(shape, array.shape, strict=True)]):  # shrink first
+        n_in = out.shape[ax]
+        x = scale[ax] * np.arange(shape[ax], dtype=np.float64) + offset[ax]
+        bad = (x < 0) | (x > n_in - 1)
+        bad_per_axis.append((ax, np.flatnonzero(bad)))
+        i0 = np.clip(np.floor(x), 0, max(n_in - 2, 0)).astype(np.intp)
+        w = np.where(bad, 0.0, x - i0).astype(out.dtype)
+        if n_in == 1:
+            out = np.take(out, np.zeros(shape[ax], dtype=np.intp), axis=ax)
+            continue
+        if np.all(w == 0) and np.array_equal(i0, np.arange(shape[ax]) + i0[0]) and i0[0] + shape[ax] <= n_in:
+            out = np.take(out, i0, axis=ax)  # identity up to an integer shift: a plain copy
+            continue
+        view = [None] * out.ndim
+        view[ax] = slice(None)
+        w = w[tuple(view)]
+        lo, hi = np.take(out, i0, axis=ax), np.take(out, i0 + 1, axis=ax)
+        hi -= lo
+        hi *= w
+        lo += hi
+        out = lo
+    out = np.ascontiguousarray(out)
+    for ax, bad in bad_per_axis:
+        if bad.size:
+            index = [slice(None)] * out.ndim
+            index[ax] = bad
+            out[tuple(index)] = cval
+    return out
 
 
 def canonical_axial(volume: Volume, spacing_mm: float, *, order: int = 1, slice_spacing_mm: float = 3.0) -> Volume:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from limbseg.postprocess import SIDES, field_centre_x, side_masks
+from limbseg.postprocess import bone_sides, field_centre_x
 from limbseg.volume import LPS_TO_RAS, LabelMap
 
 FORMATS = ("ply", "stl", "obj")
@@ -80,13 +80,11 @@ def export_meshes(
     if midline_x is None:
         midline_x = field_centre_x(labels.shape, labels.affine)
     meshes: dict[tuple[str, str], trimesh.Trimesh] = {}
-    for name in labels.scheme.names:
-        sides = side_masks(labels.mask(name), labels.affine, midline_x)
-        for side in SIDES:
-            mesh = mask_to_mesh(sides[side], labels.affine, smooth_iterations=smooth_iterations)
-            if mesh is None:
-                continue
-            meshes[(name, side)] = mesh
-            for fmt in formats:
-                _write(mesh, directory / f"{name}_{side}.{fmt}")
+    for part in bone_sides(labels, midline_x):
+        mesh = mask_to_mesh(part.mask, part.affine, smooth_iterations=smooth_iterations)
+        if mesh is None:
+            continue
+        meshes[(part.name, part.side)] = mesh
+        for fmt in formats:
+            _write(mesh, directory / f"{part.name}_{part.side}.{fmt}")
     return meshes

@@ -20,7 +20,7 @@ def _ras_arrays(image: Volume, labels: LabelMap) -> tuple[np.ndarray, np.ndarray
     import nibabel as nib
 
     ornt = nib.orientations.io_orientation(image.affine)
-    img = nib.orientations.apply_orientation(np.asarray(image.array, dtype=np.float32), ornt)
+    img = nib.orientations.apply_orientation(np.asarray(image.array), ornt)  # a view; slices become float later
     lab = nib.orientations.apply_orientation(labels.array, ornt)
     spacing = np.asarray(image.spacing)[ornt[:, 0].astype(int).argsort()]
     return img, lab, spacing
@@ -35,7 +35,10 @@ def _colours(labels: LabelMap) -> np.ndarray:
 
 
 def _clim(img: np.ndarray) -> tuple[float, float]:
-    fg = img[img > 0]
+    """Display window: the 1st and 99.5th percentiles of the non-zero voxels (of a regular subsample)."""
+    step = max(1, round((img.size / 4_000_000) ** (1 / 3)))
+    sub = img[::step, ::step, ::step] if img.ndim == 3 else img
+    fg = sub[sub > 0].astype(np.float32)
     if fg.size == 0:
         return 0.0, 1.0
     lo, hi = np.percentile(fg[:: max(1, fg.size // 100_000)], [1, 99.5])
@@ -50,7 +53,7 @@ def _panel(img2d: np.ndarray, lab2d: np.ndarray, lut: np.ndarray, clim: tuple[fl
     """
     from scipy import ndimage
 
-    g = np.clip((img2d - clim[0]) / (clim[1] - clim[0]), 0, 1)[..., None].repeat(3, axis=-1)
+    g = np.clip((img2d.astype(np.float32) - clim[0]) / (clim[1] - clim[0]), 0, 1)[..., None].repeat(3, axis=-1)
     colour = lut[lab2d]
     rgb = g * (1 - colour[..., 3:]) + colour[..., :3] * colour[..., 3:]
     rgb = np.transpose(rgb[::-1], (1, 0, 2))[::-1]  # rows: y from high (top) to low; cols: x high -> low
@@ -95,33 +98,58 @@ def _imsave(rgb: np.ndarray, path: str | Path) -> Path:
     return path
 
 
-def mesh_render(meshes: dict, labels: LabelMap, path: str | Path, *, max_faces: int = 3000) -> Path:
-    """A 3D picture of the meshes (RAS mm), each bone in its colour, faces subsampled if needed."""
+def _coarse(mesh, max_faces: int):
+    """The mesh decimated to about ``max_faces`` faces (quadric decimation), for drawing only."""
+    if len(mesh.faces) <= max_faces:
+        return mesh
+    return mesh.simplify_quadric_decimation(face_count=max_faces)
+
+
+# (title, screen-x direction, depth direction towards the viewer) in RAS; screen-y is always superior (+z).
+VIEWS = (("front (patient right on the left)", (-1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
+         ("from the left (anterior on the left)", (0.0, -1.0, 0.0), (-1.0, 0.0, 0.0)))
+
+
+def mesh_render(meshes: dict, labels: LabelMap, path: str | Path, *, max_faces: int = 6000) -> Path:
+    """Front and side views of the meshes (RAS mm), each bone in its colour, orthographic, Lambert-shaded.
+
+    Meshes are decimated (quadric, ``max_faces`` each) for drawing only; the written mesh files are untouched.
+    Triangles are drawn back to front (painter's algorithm) with a headlight from the viewer's upper left.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+    from matplotlib.collections import PolyCollection
 
-    fig = plt.figure(figsize=(4, 5.5))
-    ax = fig.add_subplot(projection="3d")
-    colours = {s.name: np.asarray(s.color) / 255 for s in labels.scheme.structures}
-    allv = []
+    colours = {s.name: np.asarray(s.color, dtype=float) / 255 for s in labels.scheme.structures}
+    tris, rgb = [], []
     for (name, _side), mesh in meshes.items():
-        faces = mesh.faces[:: max(1, len(mesh.faces) // max_faces)]
-        tris = mesh.vertices[faces]
-        ax.add_collection3d(Poly3DCollection(tris, facecolor=colours.get(name, (0.7, 0.7, 0.7)),
-                                             edgecolor="none", alpha=0.9))
-        allv.append(mesh.vertices)
-    if allv:
-        v = np.concatenate(allv)
-        centre, half = (v.max(0) + v.min(0)) / 2, (v.max(0) - v.min(0)).max() / 2 + 1
-        for setter, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), centre, strict=True):
-            setter(c - half, c + half)
-    ax.view_init(elev=10, azim=-90)  # looking from the front (anterior), patient right on the left
-    ax.set_xlabel("R (mm)")
-    ax.set_ylabel("A (mm)")
-    ax.set_zlabel("S (mm)")
+        m = _coarse(mesh, max_faces)
+        tris.append(m.vertices[m.faces])
+        rgb.append(np.broadcast_to(colours.get(name, np.full(3, 0.7)), (len(m.faces), 3)))
+    fig, axes = plt.subplots(1, len(VIEWS), figsize=(6, 7))
+    if tris:
+        t = np.concatenate(tris)
+        base = np.concatenate(rgb)
+        normals = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    for ax, (title, sx, depth) in zip(axes, VIEWS, strict=True):
+        ax.set_title(title, fontsize=8)
+        ax.set_axis_off()
+        if not tris:
+            continue
+        sx_, d_ = np.asarray(sx), np.asarray(depth)
+        xy = np.stack([t @ sx_, t[..., 2]], axis=-1)  # (faces, 3, 2) screen coordinates in mm
+        light = d_ + 0.4 * np.array([0.0, 0.0, 1.0]) - 0.4 * sx_
+        light /= np.linalg.norm(light)
+        shade = 0.35 + 0.65 * np.abs(normals @ light)  # two-sided: decimation may flip a few faces
+        order = np.argsort((t @ d_).mean(axis=1))  # far first
+        ax.add_collection(PolyCollection(xy[order], facecolors=np.clip(base[order] * shade[order, None], 0, 1),
+                                         edgecolors="none", antialiaseds=False))
+        ax.set_xlim(xy[..., 0].min() - 5, xy[..., 0].max() + 5)
+        ax.set_ylim(xy[..., 1].min() - 5, xy[..., 1].max() + 5)
+        ax.set_aspect("equal")
     return _save(fig, path)
 
 

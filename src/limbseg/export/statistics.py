@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from limbseg.io.atomic import atomic_path
-from limbseg.postprocess import SIDES, field_centre_x, side_masks
+from limbseg.postprocess import BoneSide, bone_sides, field_centre_x
 from limbseg.volume import LabelMap, Volume
 
 COLUMNS = [
@@ -47,30 +47,41 @@ def long_axis_length_mm(ijk: np.ndarray, affine: np.ndarray) -> float:
     return float(proj.max() - proj.min()) + footprint
 
 
-def touches_edge(mask: np.ndarray) -> bool:
-    """True when the mask has a voxel on any face of the volume (the bone may be cut off)."""
-    return any(
-        np.take(mask, 0, axis=ax).any() or np.take(mask, -1, axis=ax).any() for ax in range(mask.ndim)
-    )
+def touches_edge(mask: np.ndarray, lo: tuple[int, ...] | None = None, shape: tuple[int, ...] | None = None) -> bool:
+    """True when the mask has a voxel on any face of the volume (the bone may be cut off).
+
+    ``mask`` may be a crop starting at ``lo`` of a volume of ``shape``: only the crop's faces that lie on
+    the volume's faces count.
+    """
+    lo = lo or (0,) * mask.ndim
+    shape = shape or mask.shape
+    for ax in range(mask.ndim):
+        if lo[ax] == 0 and np.take(mask, 0, axis=ax).any():
+            return True
+        if lo[ax] + mask.shape[ax] == shape[ax] and np.take(mask, -1, axis=ax).any():
+            return True
+    return False
 
 
-def _row(name: str, side: str, mask: np.ndarray, labels: LabelMap, image: Volume | None) -> dict[str, Any]:
+def _row(part: BoneSide, labels: LabelMap, image: Volume | None) -> dict[str, Any]:
+    mask = part.mask
     n = int(mask.sum())
     row: dict[str, Any] = {c: None for c in COLUMNS}
-    row.update(structure=name, side=side, voxels=n, volume_cm3=n * labels.voxel_volume_mm3 / 1000.0)
+    row.update(structure=part.name, side=part.side, voxels=n, volume_cm3=n * labels.voxel_volume_mm3 / 1000.0)
     if n == 0:
         row["touches_edge"] = False
         return row
     ijk = np.argwhere(mask).astype(np.float64)
-    ras = labels.index_to_ras(ijk.mean(axis=0))[0]
+    a = part.affine
+    ras = ijk.mean(axis=0) @ a[:3, :3].T + a[:3, 3]
     row.update(
-        length_mm=long_axis_length_mm(ijk, labels.affine),
+        length_mm=long_axis_length_mm(ijk, a),
         centroid_ras_x_mm=float(ras[0]), centroid_ras_y_mm=float(ras[1]), centroid_ras_z_mm=float(ras[2]),
         centroid_lps_x_mm=float(-ras[0]), centroid_lps_y_mm=float(-ras[1]), centroid_lps_z_mm=float(ras[2]),
-        touches_edge=touches_edge(mask),
+        touches_edge=touches_edge(mask, part.lo, labels.shape),
     )
     if image is not None:
-        row["mean_intensity"] = float(np.asarray(image.array)[mask].astype(np.float64).mean())
+        row["mean_intensity"] = float(np.asarray(image.array)[part.box][mask].astype(np.float64).mean())
     return row
 
 
@@ -88,11 +99,7 @@ def compute_statistics(
         raise ValueError(f"image shape {image.shape} differs from labels {labels.shape}")
     if midline_x is None:
         midline_x = field_centre_x(labels.shape, labels.affine)
-    rows = []
-    for name in labels.scheme.names:
-        sides = side_masks(labels.mask(name), labels.affine, midline_x)
-        rows.extend(_row(name, side, sides[side], labels, image) for side in SIDES)
-    return rows
+    return [_row(part, labels, image) for part in bone_sides(labels, midline_x)]
 
 
 def left_right_differences(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
