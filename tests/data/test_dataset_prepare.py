@@ -79,8 +79,10 @@ def test_prepare_two_cases_then_rerun_skips(tmp_path: Path) -> None:
     report = json.loads((out / "prepare_report.json").read_text())
     assert report["imported"] == ["case01", "case02"]
 
-    again = prepare_dataset(manifest, out, DEFAULT_SCHEME, progress=False)
+    calls = []
+    again = prepare_dataset(manifest, out, DEFAULT_SCHEME, progress=False, on_case=lambda *a: calls.append(a))
     assert again.skipped == ["case01", "case02"] and not again.imported
+    assert calls == [(1, 2, "case01"), (2, 2, "case02")]  # the GUI's per-case progress
     assert json.loads((out / "dataset.json").read_text())["numTraining"] == 2
 
 

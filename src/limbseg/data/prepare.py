@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,6 +240,28 @@ def _check_existing(dataset_dir: Path, scheme: LabelScheme) -> None:
             raise LimbsegError("the dataset was prepared with other labels; use a new output folder", existing)
 
 
+def _import_case(case: ManifestCase, dataset_dir: Path, scheme: LabelScheme, priority: Sequence[str] | None, space: str,
+                 overwrite: bool, seen: set[str], result: PrepareResult) -> None:
+    """Import one manifest case, recording it in ``result`` as imported, skipped or refused (with the reason)."""
+    try:
+        check_case_id(case.case_id)
+        if case.case_id in seen:
+            raise CaseRefused("duplicate id", f"case id {case.case_id!r} appears twice (line {case.line})")
+        seen.add(case.case_id)
+        if not overwrite and case_is_complete(dataset_dir, case.case_id):
+            result.skipped.append(case.case_id)
+            return
+        scan, labels, report = build_case(case, scheme, priority, space)
+        write_dataset_case(dataset_dir, case.case_id, scan, labels)
+    except LimbsegError as exc:
+        category = exc.category if isinstance(exc, CaseRefused) else "unreadable"
+        result.refused.append({"id": case.case_id, "line": str(case.line), "category": category,
+                               "reason": str(exc)})
+        return
+    result.imported.append(case.case_id)
+    result.cases[case.case_id] = report.as_dict()
+
+
 def prepare_dataset(
     manifest: str | Path,
     dataset_dir: str | Path,
@@ -248,12 +270,14 @@ def prepare_dataset(
     space: str = "LPS",
     progress: bool = True,
     overwrite: bool = False,
+    on_case: Callable[[int, int, str], None] | None = None,
 ) -> PrepareResult:
     """Import the cases of a manifest into an nnU-Net v2 raw dataset; finished cases are skipped.
 
     Refused cases (missing file, unreadable file, geometry mismatch, empty mask, invalid or duplicate
     id) are listed with their reasons; overlaps are warnings. Raises LimbsegError (nothing written)
-    when the manifest is invalid or no case could be imported.
+    when the manifest is invalid or no case could be imported. ``on_case(done, total, case_id)`` is called
+    after each case (the GUI's progress).
     """
     from tqdm import tqdm
 
@@ -263,24 +287,10 @@ def prepare_dataset(
     dataset_dir = Path(dataset_dir)
     _check_existing(dataset_dir, scheme)
     result, seen = PrepareResult(), set()
-    for case in tqdm(cases, desc="prepare", unit="case", disable=not progress):
-        try:
-            check_case_id(case.case_id)
-            if case.case_id in seen:
-                raise CaseRefused("duplicate id", f"case id {case.case_id!r} appears twice (line {case.line})")
-            seen.add(case.case_id)
-            if not overwrite and case_is_complete(dataset_dir, case.case_id):
-                result.skipped.append(case.case_id)
-                continue
-            scan, labels, report = build_case(case, scheme, priority, space)
-            write_dataset_case(dataset_dir, case.case_id, scan, labels)
-        except LimbsegError as exc:
-            category = exc.category if isinstance(exc, CaseRefused) else "unreadable"
-            result.refused.append({"id": case.case_id, "line": str(case.line), "category": category,
-                                   "reason": str(exc)})
-            continue
-        result.imported.append(case.case_id)
-        result.cases[case.case_id] = report.as_dict()
+    for number, case in enumerate(tqdm(cases, desc="prepare", unit="case", disable=not progress), start=1):
+        _import_case(case, dataset_dir, scheme, priority, space, overwrite, seen, result)
+        if on_case:
+            on_case(number, len(cases), case.case_id)
     if not result.imported and not result.skipped:
         first = result.refused[0]
         raise LimbsegError(f"no case could be imported (first: {first['id']}: {first['reason']})", manifest)

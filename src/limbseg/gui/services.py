@@ -31,8 +31,12 @@ def _prepare(manifest: Path, output_dir: Path, progress: Callable[..., None]) ->
     from limbseg.data.labelmaps import load_scheme
     from limbseg.data.prepare import prepare_dataset
 
-    progress(0.05, "importing the cases")
-    result = prepare_dataset(manifest, output_dir, load_scheme(None), progress=False)
+    progress(0.02, "importing the cases")
+
+    def on_case(done: int, total: int, case_id: str) -> None:
+        progress(0.02 + 0.96 * done / total, f"imported {done} of {total} cases (last: {case_id})")
+
+    result = prepare_dataset(manifest, output_dir, load_scheme(None), progress=False, on_case=on_case)
     return result.as_dict() if hasattr(result, "as_dict") else result
 
 
