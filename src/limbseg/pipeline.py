@@ -27,6 +27,7 @@ from limbseg.volume import LabelMap, Volume
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 MESH_FORMATS = ("ply", "stl", "obj")
+OUTPUT_THREADS = 3  # label files, DICOM SEG, meshes -> statistics -> QC
 
 
 @dataclass
@@ -60,35 +61,52 @@ def write_outputs(
 ) -> tuple[list[Path], list[dict[str, Any]]]:
     """Write every output file for one scan into ``directory`` (which must exist).
 
+    Three independent groups run in parallel threads (compression, marching cubes and NumPy release
+    the GIL): the label files, the DICOM SEG, and meshes -> statistics -> QC pictures.
+
     Returns:
         (files written, statistics rows).
     """
-    from limbseg.export.meshes import export_meshes
-    from limbseg.export.qc import write_qc
-    from limbseg.export.seg_nrrd import write_seg_nrrd
-    from limbseg.export.statistics import compute_statistics, write_statistics
-    from limbseg.io import write_image
+    from concurrent.futures import ThreadPoolExecutor
 
-    files = [write_image(labels, directory / "labels.nii.gz")]
-    doc = {**labels.scheme.to_json(), **(extra_json or {})}
-    (directory / "labels.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    files.append(directory / "labels.json")
-    files.append(write_seg_nrrd(labels, directory / "segmentation.seg.nrrd"))
-    if image.meta.get("dicom_files"):
+    def label_files() -> list[Path]:
+        from limbseg.export.seg_nrrd import write_seg_nrrd
+        from limbseg.io import write_image
+
+        files = [write_image(labels, directory / "labels.nii.gz")]
+        doc = {**labels.scheme.to_json(), **(extra_json or {})}
+        (directory / "labels.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        return [*files, directory / "labels.json", write_seg_nrrd(labels, directory / "segmentation.seg.nrrd")]
+
+    def dicom_seg() -> list[Path]:
+        if not image.meta.get("dicom_files"):
+            return []
         from limbseg.export.dicom_seg import write_dicom_seg
         from limbseg.io.dicom import read_source_datasets
 
         try:
             sources = read_source_datasets(image.meta, stop_before_pixels=True)
-            files.append(write_dicom_seg(labels, sources, directory / "segmentation.dcm"))
+            return [write_dicom_seg(labels, sources, directory / "segmentation.dcm")]
         except (ValueError, AttributeError, TypeError, KeyError) as exc:  # a source quirk highdicom refuses
             log.warning("DICOM SEG not written: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    meshes = export_meshes(labels, directory / "meshes", formats=tuple(formats), midline_x=midline_x)
-    files.extend(sorted((directory / "meshes").iterdir()))
-    rows = compute_statistics(labels, image, midline_x=midline_x)
-    files.extend(write_statistics(rows, directory, midline_x=midline_x))
-    files.extend(write_qc(image, labels, meshes, directory / "qc"))
-    return files, rows
+            return []
+
+    def shapes() -> tuple[list[Path], list[dict[str, Any]]]:
+        from limbseg.export.meshes import export_meshes
+        from limbseg.export.qc import write_qc
+        from limbseg.export.statistics import compute_statistics, write_statistics
+
+        meshes = export_meshes(labels, directory / "meshes", formats=tuple(formats), midline_x=midline_x)
+        files = sorted((directory / "meshes").iterdir())
+        rows = compute_statistics(labels, image, midline_x=midline_x)
+        files += write_statistics(rows, directory, midline_x=midline_x)
+        files += write_qc(image, labels, meshes, directory / "qc")
+        return files, rows
+
+    with ThreadPoolExecutor(max_workers=OUTPUT_THREADS) as pool:
+        jobs = [pool.submit(label_files), pool.submit(dicom_seg), pool.submit(shapes)]
+        label_paths, seg_paths, (shape_paths, rows) = (job.result() for job in jobs)
+    return [*label_paths, *seg_paths, *shape_paths], rows
 
 
 def segment(

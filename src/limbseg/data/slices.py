@@ -67,14 +67,17 @@ def resample_array(
 ) -> np.ndarray:
     """Resample a 3D array from one grid onto another (both RAS affines), voxel centres exact.
 
-    ``order`` 0 = nearest neighbour (labels), 1 = trilinear (images, probabilities).
+    ``order`` 0 = nearest neighbour (labels, dtype kept), 1 = trilinear (images, probabilities; integer
+    input comes back as float32).
     """
     m = np.linalg.inv(src_affine) @ dst_affine
     matrix, offset = m[:3, :3], m[:3, 3]
     if np.allclose(matrix, np.diag(np.diag(matrix)), atol=1e-9):
         matrix = np.diag(matrix)
-        if order == 1 and np.issubdtype(np.asarray(array).dtype, np.floating):
+        if order == 1:
             return _linear_separable(np.asarray(array), matrix, offset, tuple(dst_shape), cval)
+    if order == 1 and not np.issubdtype(np.asarray(array).dtype, np.floating):
+        array = np.asarray(array, dtype=np.float32)
     return ndimage.affine_transform(
         array, matrix, offset=offset, output_shape=tuple(dst_shape), order=order, mode="constant",
         cval=cval, prefilter=False,
@@ -87,8 +90,10 @@ def _linear_separable(array: np.ndarray, scale: np.ndarray, offset: np.ndarray, 
 
     Same values as ``ndimage.affine_transform(order=1, mode="constant", prefilter=False)`` (a point whose
     coordinate on any axis falls outside ``[0, n - 1]`` gets ``cval``), computed one axis at a time in
-    the array's float precision: several times faster, because each pass is a gather and a blend.
+    the array's float precision (float32 for integer input): several times faster, because each pass is
+    a gather and a blend, and an integer scan is converted only after the first (shrinking) pass.
     """
+    ftype = array.dtype if np.issubdtype(array.dtype, np.floating) else np.dtype(np.float32)
     out = array
     bad_per_axis = []
     for ax in np.argsort([n_out / n_in for n_out, n_in in zip(shape, array.shape, strict=True)]):  # shrink first
@@ -97,7 +102,7 @@ def _linear_separable(array: np.ndarray, scale: np.ndarray, offset: np.ndarray, 
         bad = (x < 0) | (x > n_in - 1)
         bad_per_axis.append((ax, np.flatnonzero(bad)))
         i0 = np.clip(np.floor(x), 0, max(n_in - 2, 0)).astype(np.intp)
-        w = np.where(bad, 0.0, x - i0).astype(out.dtype)
+        w = np.where(bad, 0.0, x - i0).astype(ftype)
         if n_in == 1:
             out = np.take(out, np.zeros(shape[ax], dtype=np.intp), axis=ax)
             continue
@@ -107,12 +112,13 @@ def _linear_separable(array: np.ndarray, scale: np.ndarray, offset: np.ndarray, 
         view = [None] * out.ndim
         view[ax] = slice(None)
         w = w[tuple(view)]
-        lo, hi = np.take(out, i0, axis=ax), np.take(out, i0 + 1, axis=ax)
+        lo = np.take(out, i0, axis=ax).astype(ftype, copy=False)
+        hi = np.take(out, i0 + 1, axis=ax).astype(ftype, copy=False)
         hi -= lo
         hi *= w
         lo += hi
         out = lo
-    out = np.ascontiguousarray(out)
+    out = np.ascontiguousarray(out, dtype=ftype)
     for ax, bad in bad_per_axis:
         if bad.size:
             index = [slice(None)] * out.ndim
@@ -127,8 +133,7 @@ def canonical_axial(volume: Volume, spacing_mm: float, *, order: int = 1, slice_
     Images use ``order=1`` and come back as float32; labels use ``order=0`` and keep their dtype.
     """
     shape, affine = canonical_grid(volume, spacing_mm, slice_spacing_mm)
-    src = volume.array if order == 0 else volume.array.astype(np.float32, copy=False)
-    out = resample_array(src, volume.affine, affine, shape, order=order)
+    out = resample_array(volume.array, volume.affine, affine, shape, order=order)
     return Volume(out, affine, {**volume.meta, "canonical": True})
 
 
