@@ -89,6 +89,9 @@ def make_options(name: str, args: argparse.Namespace):
                         val_slice_stride=args.val_slice_stride)
 
 
+CASE_CACHE: dict[Any, Any] = {}  # prepared cases shared by the variants (each case is read once per recipe)
+
+
 def run_variant(name: str, args: argparse.Namespace) -> Path:
     """Train one variant into OUT/name (reuse a finished run with the same options; resume a partial one)."""
 
@@ -107,7 +110,7 @@ def run_variant(name: str, args: argparse.Namespace) -> Path:
         raise LimbsegError("a finished run with other options is there; remove it or choose another --out", run_dir)
     options.resume = (run_dir / "split.json").is_file()
     print(f"[{name}] training into {run_dir}" + (" (resuming)" if options.resume else ""), flush=True)
-    train(args.dataset, run_dir, options)
+    train(args.dataset, run_dir, options, case_cache=CASE_CACHE)
     return run_dir
 
 

@@ -14,6 +14,7 @@ Run folder (``RUN_DIR``)::
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
 import time
@@ -136,8 +137,12 @@ def _label_box(labels, margin_mm: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
-          progress: Progress | None = None) -> TrainResult:
-    """Train every fold, evaluate the held-out subjects, write bundles and reports into ``run_dir``."""
+          progress: Progress | None = None, *, case_cache: dict[Any, Any] | None = None) -> TrainResult:
+    """Train every fold, evaluate the held-out subjects, write bundles and reports into ``run_dir``.
+
+    ``case_cache``: a dict shared between calls on the same dataset (model comparisons) so that each case
+    is read and prepared once per preprocessing (spacing, channels, margin, normalisation).
+    """
     from limbseg.evaluation import summarise, write_report
     from limbseg.inference import resolve_device
     from limbseg.models.bundle import save_bundle
@@ -152,15 +157,18 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
     split = _split(cases, run_dir, options)
     arch, pre, init_state = _initial_state(options, scheme)
     by_id = {c.case_id: c for c in cases}
-    prepared: dict[str, Any] = {}
+    prepared: dict[Any, Any] = case_cache if case_cache is not None else {}
+    recipe = (str(Path(dataset_dir).resolve()), pre["spacing_mm"], pre["channels"], options.margin_mm,
+              json.dumps(pre.get("normalisation"), sort_keys=True))
 
     def prepared_cases(ids: list[str]) -> list[Any]:
         """Cases as network inputs, prepared once and only when a fold still needs training."""
         for cid in ids:
-            if cid not in prepared:
-                prepared[cid] = prepare_case(by_id[cid], spacing_mm=pre["spacing_mm"], channels=pre["channels"],
-                                             margin_mm=options.margin_mm, normalisation=pre.get("normalisation"))
-        return [prepared[cid] for cid in ids]
+            if (cid, recipe) not in prepared:
+                prepared[(cid, recipe)] = prepare_case(
+                    by_id[cid], spacing_mm=pre["spacing_mm"], channels=pre["channels"], margin_mm=options.margin_mm,
+                    normalisation=pre.get("normalisation"))
+        return [prepared[(cid, recipe)] for cid in ids]
 
     n_folds = len(split["folds"])
     rows, history, states, fold_bundles, fold_info = [], [], [], [], []
