@@ -154,3 +154,24 @@ def test_gui_train_service_runs_the_real_training(tiny_dataset, tmp_path):
                                                              "max_slices_per_epoch": 8, "device": "cpu"},
                               lambda *args: seen.append(args))
     assert (result.bundle / "model.json").is_file() and seen
+
+
+def test_torchrun_data_parallel_on_cpu(tiny_dataset, tmp_path):
+    """Two processes under torchrun (Gloo on CPU): one run folder, written by rank 0, that records both."""
+    import os
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "limbseg",
+           "train", str(tiny_dataset), "-o", str(run_dir), "--epochs", "2", "--image-size", "64", "--batch-size", "4",
+           "--encoder", "mobilenet_v2", "--encoder-weights", "none", "--device", "cpu", "--max-slices-per-epoch", "16"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = json.loads((run_dir / "model" / "model.json").read_text())
+    assert card["training"]["hardware"]["processes"] == 2
+    rows = list(csv.DictReader(open(run_dir / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert (run_dir / "summary.json").is_file() and (run_dir / "rank1" / "fold0" / "checkpoint.pt").is_file()
+    assert not (run_dir / "rank1" / "model").exists()  # only rank 0 writes bundles and reports

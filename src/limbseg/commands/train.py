@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         max_slices_per_epoch=args.max_slices_per_epoch, num_workers=args.workers, half_bundle=args.half,
     )
     result = train(args.dataset, args.output, options)
+    if not result.summary:  # a torchrun worker other than rank 0: rank 0 reports
+        return 0
     dsc = result.summary["structures"]["mean"]["dice"]
     print(f"model: {result.bundle}")
     print(f"validation mean DSC {dsc['mean']:.3f} ± {dsc['sd']:.3f} over {result.summary['n_cases']} cases; "

@@ -25,7 +25,9 @@ from torch import nn
 from limbseg.errors import LimbsegError
 from limbseg.inference import pad_to_multiple
 from limbseg.io.atomic import atomic_path
+from limbseg.training import distributed
 from limbseg.training.data import PreparedCase, TileDataset
+from limbseg.training.distributed import World
 from limbseg.training.options import TrainOptions
 
 Progress = Callable[[float, str, dict], None]
@@ -122,9 +124,15 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
 
 def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[PreparedCase],
                val_cases: list[PreparedCase], options: TrainOptions, values: list[int], num_classes: int,
-               device: torch.device, progress: Progress | None = None) -> FoldResult:
-    """Train ``model`` (already initialised) on one fold and return its best weights."""
+               device: torch.device, progress: Progress | None = None, world: World | None = None) -> FoldResult:
+    """Train ``model`` (already initialised) on one fold and return its best weights.
+
+    With several processes (``world``, see :mod:`limbseg.training.distributed`) the model is wrapped in DDP,
+    each rank trains on its share of the tiles, and rank 0's validation decides for all.
+    """
     from tqdm.auto import tqdm
+
+    world = world or World()
 
     fold_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = fold_dir / "checkpoint.pt"
@@ -149,21 +157,28 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
         best_state = ckpt["best_state"]
         state = {k: ckpt[k] for k in state}
     start = time.perf_counter() - (state["history"][-1]["time_s"] if state["history"] else 0.0)
+    net = distributed.wrap(model, world, device)
+    share = distributed.sampler(data, world, seed=options.seed + 1000 * fold)
     for epoch in range(state["epoch"], options.epochs):
         if state["finished"]:
             break
         data.set_epoch(epoch)
         gen = torch.Generator().manual_seed(options.seed * 7919 + epoch * 31 + fold)
-        loader = torch.utils.data.DataLoader(data, batch_size=options.batch_size, shuffle=True, generator=gen,
-                                             num_workers=options.num_workers, drop_last=len(data) > options.batch_size)
-        model.train()
+        if share is not None:
+            share.set_epoch(epoch)
+        n_tiles = len(data) // world.size
+        loader = torch.utils.data.DataLoader(data, batch_size=options.batch_size, shuffle=share is None,
+                                             sampler=share, generator=gen, num_workers=options.num_workers,
+                                             drop_last=n_tiles > options.batch_size)
+        net.train()
         total, seen = 0.0, 0
-        bar = tqdm(loader, desc=f"fold {fold} epoch {epoch + 1}/{options.epochs}", leave=False, unit="batch")
+        bar = tqdm(loader, desc=f"fold {fold} epoch {epoch + 1}/{options.epochs}", leave=False, unit="batch",
+                   disable=not world.is_main)
         for x, y in bar:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             optimiser.zero_grad(set_to_none=True)
             with torch.autocast("cuda", enabled=device.type == "cuda"):
-                loss = loss_fn(model(x).float(), y)
+                loss = loss_fn(net(x).float(), y)
             scaler.scale(loss).backward()
             scaler.step(optimiser)
             scaler.update()
@@ -173,7 +188,9 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
         bar.close()
         lr = optimiser.param_groups[0]["lr"]
         scheduler.step()
-        val = validate(model, val_cases, loss_fn, values, device, options.batch_size, options.val_slice_stride)
+        val = validate(model, val_cases, loss_fn, values, device, options.batch_size,
+                       options.val_slice_stride) if world.is_main else None
+        val = distributed.broadcast(val, world)
         row = {"fold": fold, "epoch": epoch + 1, "lr": lr, "train_loss": total / max(seen, 1),
                "val_loss": val["val_loss"], "val_dsc": val["val_dsc"],
                **{f"val_dsc_{v}": d for v, d in zip(values, val["per_class"], strict=True)},
@@ -190,7 +207,7 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
         state["finished"] = state["bad_epochs"] >= options.patience  # early stop (more epochs may resume)
         _save_checkpoint(ckpt_path, model, optimiser, scheduler, best_state, state)
         _write_history(state["history"], fold_dir / "history.csv")
-        if progress:
+        if progress and world.is_main:
             progress((epoch + 1) / options.epochs, f"fold {fold} epoch {epoch + 1}", row)
     return FoldResult(fold, best_state, int(state["best_epoch"]), float(state["best_dsc"]),
                       copy.deepcopy(state["history"]), time.perf_counter() - start)

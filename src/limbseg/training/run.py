@@ -15,6 +15,7 @@ Run folder (``RUN_DIR``)::
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -28,6 +29,7 @@ import torch
 
 from limbseg.errors import LimbsegError
 from limbseg.labels import LabelScheme
+from limbseg.training import distributed
 from limbseg.training import folds as folds_mod
 from limbseg.training.data import Case, prepare_case, read_dataset
 from limbseg.training.options import TrainOptions
@@ -101,6 +103,7 @@ def _config(arch, pre, scheme, options, dataset_dir, metrics, time_s, device, fo
             "training": {"command": cmd, "dataset": str(dataset_dir), "options": options.to_json(),
                          "folds": folds, "time_s": round(time_s, 1),
                          "hardware": {"device": str(device), "machine": platform.machine(),
+                                      "processes": int(os.environ.get("WORLD_SIZE", "1")),
                                       "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None}},
             "metrics": metrics}
 
@@ -150,9 +153,10 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
     from limbseg.training.reports import plot_curves, write_history
 
     options.validate()
-    device = resolve_device(options.device)
+    world = distributed.init_from_env(options.device)
+    device = distributed.device_for(world, resolve_device(options.device))
     cases, scheme, _ = read_dataset(dataset_dir)
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir) if world.is_main else Path(run_dir) / f"rank{world.rank}"  # see training.distributed
     run_dir.mkdir(parents=True, exist_ok=True)
     split = _split(cases, run_dir, options)
     arch, pre, init_state = _initial_state(options, scheme)
@@ -183,8 +187,11 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
                 progress((k + frac) / n_folds, msg, row)
 
         res = completed_fold(k, run_dir / f"fold{k}", options) or train_fold(
-            model, k, run_dir / f"fold{k}", prepared_cases(f["train"]), prepared_cases(f["val"]), options,
-            scheme.values, scheme.num_classes, device, fold_progress)
+            model, k, run_dir / f"fold{k}", prepared_cases(f["train"]),
+            prepared_cases(f["val"]) if world.is_main else [], options,
+            scheme.values, scheme.num_classes, device, fold_progress, world)
+        if not world.is_main:
+            continue  # rank 0 evaluates and writes the run
         model.load_state_dict(res.best_state)
         fold_rows = _evaluate_fold(model, pre, scheme, [by_id[c] for c in f["val"]], k, device)
         rows += fold_rows
@@ -197,6 +204,9 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
                       res.time_s, device, [info])
         fold_bundles.append(save_bundle(run_dir / f"fold{k}" / "model", [res.best_state], cfg,
                                         half=options.half_bundle))
+    distributed.shutdown(world)
+    if not world.is_main:
+        return TrainResult(run_dir, run_dir, [], {})
     summary_extra = {"folds": fold_info, "split_mode": split["mode"]}
     write_history(history, run_dir / "history.csv")
     plot_curves(history, run_dir / "curves.png")
