@@ -268,7 +268,8 @@ def take_screenshots(out_dir: Path, tmp: Path, *, model: Path | None = None, sca
         if "models" in tabs:
             d.find_element("css selector", "#tabs button[data-tab=models]").click()
             wait_until(d, "document.querySelectorAll('#models-table tbody tr').length >= 2")
-            d.find_element("css selector", "#models-table a[data-card]").click()
+            # clicked inside the page: the table may be re-rendered by a second refresh at any moment
+            d.execute_script("document.querySelector('#models-table a[data-card]').click()")
             wait_until(d, f"document.getElementById('model-card').textContent.includes({json.dumps(name)})")
             shots.append(shot(d, out_dir / "models.png"))
     return shots

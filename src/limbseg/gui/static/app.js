@@ -242,9 +242,12 @@ function drawCurves(canvas, rows, pick) {
 }
 
 // ---- Models tab ----
+let modelsRequest = 0;
 async function modelsLoad() {
+  const request = ++modelsRequest;
   let models = [];
   try { models = await api("GET", "/api/models"); } catch (e) { $("model-card").textContent = String(e.message); }
+  if (request !== modelsRequest) return;  // a newer refresh is on its way: render only the latest list
   const chosen = modelChoice();
   const body = $("models-table").tBodies[0];
   body.innerHTML = `<tr><td><input type="radio" name="model" value="" ${chosen ? "" : "checked"}></td><td>default (shipped)</td><td colspan="4"></td></tr>`;
