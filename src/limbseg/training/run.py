@@ -15,7 +15,6 @@ Run folder (``RUN_DIR``)::
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 import time
@@ -97,13 +96,14 @@ def _split(cases: list[Case], run_dir: Path, options: TrainOptions) -> dict[str,
     return split
 
 
-def _config(arch, pre, scheme, options, dataset_dir, metrics, time_s, device, folds) -> dict[str, Any]:
+def _config(arch, pre, scheme, options, dataset_dir, metrics, time_s, device, folds,
+            processes: int = 1) -> dict[str, Any]:
     cmd = " ".join(sys.argv) if Path(sys.argv[0]).name in ("limbseg", "__main__.py") else None
     return {"architecture": arch, "labels": scheme.to_json(), "preprocessing": pre,
             "training": {"command": cmd, "dataset": str(dataset_dir), "options": options.to_json(),
                          "folds": folds, "time_s": round(time_s, 1),
                          "hardware": {"device": str(device), "machine": platform.machine(),
-                                      "processes": int(os.environ.get("WORLD_SIZE", "1")),
+                                      "processes": processes,
                                       "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None}},
             "metrics": metrics}
 
@@ -201,7 +201,7 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
                 "epochs_run": len(res.history)}
         fold_info.append(info)
         cfg = _config(arch, pre, scheme, options, dataset_dir, {**info, "summary": summarise(fold_rows)},
-                      res.time_s, device, [info])
+                      res.time_s, device, [info], world.size)
         fold_bundles.append(save_bundle(run_dir / f"fold{k}" / "model", [res.best_state], cfg,
                                         half=options.half_bundle))
     distributed.shutdown(world)
@@ -213,6 +213,6 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
     summary = write_report(rows, run_dir, title=f"Cross-validation ({split['mode']})", extra=summary_extra)
     members = states if options.ensemble else states[:1]
     cfg = _config(arch, pre, scheme, options, dataset_dir, {"summary": summary, "cross_validation": split["mode"]},
-                  time.perf_counter() - t0, device, fold_info)
+                  time.perf_counter() - t0, device, fold_info, world.size)
     bundle = save_bundle(run_dir / "model", members, cfg, half=options.half_bundle)
     return TrainResult(run_dir, bundle, fold_bundles, summary, rows, history)
