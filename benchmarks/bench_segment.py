@@ -89,20 +89,21 @@ def _matmul_gflops(device) -> float:
 
 
 def _batched_flops(predictor, inputs: np.ndarray) -> tuple[float, float]:
-    """FLOPs of running ``inputs`` as the Predictor does (per batch: the body box padded to 32) and the mean
+    """FLOPs of running ``inputs`` as the Predictor does (per batch: its body tiles, padded to 32) and the mean
     number of pixels per slice that went through the network."""
-    from limbseg.inference import body_box
+    from limbseg.inference import body_tiles
 
+    whole = [(slice(0, inputs.shape[2]), slice(0, inputs.shape[3]))]
     cache: dict[tuple[int, int], float] = {}
     flops = pixels = 0.0
     for start in range(0, len(inputs), predictor.batch_size):
         batch = inputs[start:start + predictor.batch_size]
-        rows, cols = body_box(batch) if predictor.crop_to_body else (slice(0, inputs.shape[2]), slice(0, inputs.shape[3]))
-        shape = (-(-(rows.stop - rows.start) // 32) * 32, -(-(cols.stop - cols.start) // 32) * 32)
-        if shape not in cache:
-            cache[shape] = _flops(predictor.models[0], shape, predictor.device)
-        flops += cache[shape] * len(batch) * len(predictor.models)
-        pixels += shape[0] * shape[1] * len(batch)
+        for rows, cols in ([t.run for t in body_tiles(batch)] if predictor.crop_to_body else whole):
+            shape = (-(-(rows.stop - rows.start) // 32) * 32, -(-(cols.stop - cols.start) // 32) * 32)
+            if shape not in cache:
+                cache[shape] = _flops(predictor.models[0], shape, predictor.device)
+            flops += cache[shape] * len(batch) * len(predictor.models)
+            pixels += shape[0] * shape[1] * len(batch)
     return flops, pixels / len(inputs)
 
 
@@ -201,7 +202,7 @@ def _markdown(f: dict, command: str) -> str:
         "",
         "| | limbseg (ROI, bundle preprocessing) | study config (all slices, 256x256) |",
         "|---|---|---|",
-        f"| slices through the network | {f['ours_slices']} of {f['ours_slice_shape']} (body box per batch, "
+        f"| slices through the network | {f['ours_slices']} of {f['ours_slice_shape']} (body tiles per batch, "
         f"on average {f['ours_mean_box_pixels']:.0f} pixels with padding) | {f['study_slices']} of 256x256 |",
         f"| inference time | {t['inference']:.1f} s | {f['study_inference_s']:.1f} s |",
         f"| GFLOP per volume | {f['ours_gflop']:.0f} | {f['study_gflop']:.0f} |",
