@@ -33,7 +33,7 @@ from torch import nn
 
 from limbseg.data.slices import canonical_axial, normalise, resample_array, stack_channels, to_native
 from limbseg.errors import LimbsegError
-from limbseg.labels import DEFAULT_SCHEME, LabelScheme
+from limbseg.labels import DEFAULT_SCHEME, LabelScheme, nonzero_box
 from limbseg.volume import LabelMap, Volume
 
 Progress = Callable[[float, str], None]
@@ -298,17 +298,6 @@ class Predictor:
         return LabelMap(labels, volume.affine.copy(), meta, scheme=self.scheme)
 
 
-def _box(mask: np.ndarray) -> list[tuple[int, int]] | None:
-    """[(lo, hi)] per axis of the True voxels of ``mask`` (hi exclusive), or None when there are none."""
-    box = []
-    for axis in range(mask.ndim):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        if not hit.size:
-            return None
-        box.append((int(hit[0]), int(hit[-1]) + 1))
-    return box
-
-
 def _shift(affine: np.ndarray, lo: Sequence[int]) -> np.ndarray:
     """The affine of a sub-grid that starts at voxel ``lo``."""
     out = affine.copy()
@@ -337,10 +326,10 @@ def native_argmax(probs: np.ndarray, canonical_affine: np.ndarray, native: Volum
     to_index = np.linalg.inv(native.affine) @ canonical_affine  # canonical index -> native index
     boxes: dict[int, list[tuple[int, int]]] = {}
     for c in range(1, n_classes):
-        box = _box(probs[:, c] >= 1.0 / n_classes)  # (K, I, J) order
+        box = nonzero_box(probs[:, c] >= 1.0 / n_classes)  # (K, I, J) order
         if box is not None:
             k, i, j = box
-            boxes[c] = [(max(0, lo - 1), min(n, hi + 1)) for (lo, hi), n in zip((i, j, k), canon_shape, strict=True)]
+            boxes[c] = [(max(0, b.start - 1), min(n, b.stop + 1)) for b, n in zip((i, j, k), canon_shape, strict=True)]
     labels = np.zeros(native.shape, dtype=np.uint8)
     if not boxes:
         return labels

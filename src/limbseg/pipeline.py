@@ -55,6 +55,33 @@ def load_model(model: Any = None) -> Any:
     return load_bundle(path)
 
 
+def preload_output_modules() -> None:
+    """Import what :func:`write_outputs` needs (about 1.5 s of imports) in a background thread.
+
+    :func:`segment` starts it before inference, whose convolutions release the GIL, so the imports no
+    longer sit on the single-threaded path after it. Importing twice is safe (Python's import locks).
+    """
+    import threading
+
+    def run() -> None:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import highdicom.seg  # noqa: F401
+            import matplotlib.pyplot  # noqa: F401
+
+            import limbseg.export.dicom_seg  # noqa: F401
+            import limbseg.export.meshes  # noqa: F401
+            import limbseg.export.qc  # noqa: F401
+            import limbseg.export.seg_nrrd  # noqa: F401
+            import limbseg.export.statistics  # noqa: F401
+        except Exception:  # noqa: BLE001 - only a warm-up: write_outputs imports (and reports) for real
+            log.debug("preloading the output modules failed", exc_info=True)
+
+    threading.Thread(target=run, name="limbseg-preload", daemon=True).start()
+
+
 def write_outputs(
     image: Volume, labels: LabelMap, directory: Path, *, formats: Sequence[str] = ("ply",),
     midline_x: float | None = None, extra_json: dict[str, Any] | None = None,
@@ -162,6 +189,7 @@ def segment(
     crop, sl = crop_to_roi(image, roi)
     t["roi"] = time.perf_counter() - t0 - sum(t.values())
     report(0.1, "segmenting")
+    preload_output_modules()
     array = np.zeros(image.shape, dtype=np.uint8)
     array[sl] = predictor.predict(crop, lambda f, m: report(0.1 + 0.7 * f, m), tta=tta).array
     labels = LabelMap(array, image.affine.copy(), {}, scheme=predictor.scheme)

@@ -148,12 +148,21 @@ def keep_largest_per_side(
     """
     out = np.asarray(labels, dtype=np.uint8).copy()
     right = voxel_x_mm(out.shape, affine) > midline_x
+    values = [int(v) for v in values]
+    boxes = structure_boxes(out, max(values, default=0))
     for value in values:
-        mask = out == value
-        if not mask.any():
+        box = boxes[value - 1] if value > 0 else None
+        if box is None:
             continue
-        keep = largest_component(mask & right) | largest_component(mask & ~right)
-        out[mask & ~keep] = 0
+        region = out[box]  # a view: work inside the structure's own bounding box
+        mask = region == value
+        keep = np.zeros_like(mask)
+        for side in (right[box], ~right[box]):
+            part = mask & side
+            sub = nonzero_box(part)
+            if sub is not None:
+                keep[sub] |= largest_component(part[sub])
+        region[mask & ~keep] = 0
     return out
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from limbseg import __version__
 from limbseg.errors import LimbsegError
 from limbseg.io.atomic import atomic_path
+from limbseg.labels import nonzero_box
 from limbseg.volume import LabelMap
 
 #: SNOMED CT codes of the default structures (code value, meaning).
@@ -86,7 +87,10 @@ def write_dicom_seg(labels: LabelMap, source_files: Sequence[Any], path: str | P
     lut = np.zeros(256, dtype=np.uint8)
     for n, s in enumerate(labels.scheme.structures, start=1):
         lut[s.value] = n
-    frames = np.ascontiguousarray(lut[labels.array].transpose(2, 1, 0))  # (k, rows=j, cols=i)
+    frames = np.zeros(labels.shape[::-1], dtype=np.uint8)  # (k, rows=j, cols=i)
+    box = nonzero_box(labels.array)
+    if box is not None:  # transpose only the labelled box (a whole-volume transposed copy is slow)
+        frames[box[::-1]] = lut[labels.array[box]].transpose(2, 1, 0)
     seg = hd.seg.Segmentation(
         source_images=sources,
         pixel_array=frames,
