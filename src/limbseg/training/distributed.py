@@ -90,6 +90,17 @@ def broadcast(obj: Any, world: World) -> Any:
     return box[0]
 
 
+def sum_over_ranks(values: list[float], world: World, device: torch.device) -> list[float]:
+    """Element-wise sum of ``values`` over all ranks (the values themselves with one process)."""
+    if not world.distributed:
+        return list(values)
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
+
+
 def shutdown(world: World) -> None:
     """Leave the process group (after the last collective call)."""
     import torch.distributed as dist

@@ -191,6 +191,7 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
         val = validate(model, val_cases, loss_fn, values, device, options.batch_size,
                        options.val_slice_stride) if world.is_main else None
         val = distributed.broadcast(val, world)
+        total, seen = distributed.sum_over_ranks([total, seen], world, device)  # the loss over every rank's tiles
         row = {"fold": fold, "epoch": epoch + 1, "lr": lr, "train_loss": total / max(seen, 1),
                "val_loss": val["val_loss"], "val_dsc": val["val_dsc"],
                **{f"val_dsc_{v}": d for v, d in zip(values, val["per_class"], strict=True)},
