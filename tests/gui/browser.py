@@ -23,8 +23,13 @@ def chromium_paths() -> tuple[str, str] | None:
 
 
 @contextmanager
-def chromium(width: int = 1400, height: int = 1000) -> Iterator[Any]:
-    """A headless Chromium driven by Selenium, with a throw-away profile."""
+def chromium(width: int = 1400, height: int = 1000, command_timeout: float = 120) -> Iterator[Any]:
+    """A headless Chromium driven by Selenium, with a throw-away profile.
+
+    ``command_timeout``: seconds one WebDriver command may take. Software WebGL on a 2-core machine can keep
+    the page busy for minutes while NiiVue uploads a 512 x 512 x 310 scan and its meshes, and a script
+    run waits for the page.
+    """
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -35,6 +40,8 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator[Any]:
     for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.command_executor.client_config.timeout = command_timeout  # read at every request
+    driver.set_script_timeout(command_timeout)  # a busy page delays even a synchronous script
     try:
         yield driver
     finally:

@@ -243,7 +243,7 @@ def take_screenshots(out_dir: Path, tmp: Path, *, model: Path | None = None, sca
         models_dirs, fakes = [model.parent], {}
     app = create_app(tmp / "work", prepare_fn=fake_prepare, train_fn=fake_train, models_dirs=models_dirs, **fakes)
     shots = []
-    with live_server(app) as base, chromium() as d:
+    with live_server(app) as base, chromium(command_timeout=timeout) as d:
         if "segment" in tabs:
             segment_in_page(d, base, scan, model_id=model_id(model) if model else None, timeout=timeout)
             check_results(d)
