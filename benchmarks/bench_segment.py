@@ -1,9 +1,10 @@
 """Speed of ``limbseg segment`` (issue 5): end-to-end time and peak memory, vs the study's configuration.
 
     python benchmarks/bench_segment.py [--threads 2] [--device cpu] [--model BUNDLE] [--pixel 0.9375] [--repeat 3]
+                                       [--input SCAN]
 
 1. A virtual water-Dixon subject in the study's geometry (512x512, 0.9375 mm, 3 mm slices, pelvis to
-   ankles) is written as DICOM (not timed).
+   ankles) is written as DICOM (not timed); ``--input`` times a given scan instead.
 2. ``segment()`` runs end to end in a child process (read, ROI, inference, post-processing, all
    outputs): wall time and the child's peak resident memory.
 3. The study's configuration, same network, same process: every axial slice (no ROI) divided by
@@ -155,6 +156,8 @@ def main() -> None:
     parser.add_argument("--slice-thickness", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each configuration; medians are reported")
+    parser.add_argument("--input", default=None, help="time this scan (DICOM folder/zip, NIfTI, NRRD) instead of "
+                                                           "a new virtual subject")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     parser.add_argument("--child-input", help=argparse.SUPPRESS)
     parser.add_argument("--child-output", help=argparse.SUPPRESS)
@@ -166,13 +169,18 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from limbseg.inference import resolve_device
+    from limbseg.io import read_image
     from limbseg.synth.cohort import synthesize_subject
     from limbseg.synth.dicom_writer import write_mr_series
 
     work = Path(tempfile.mkdtemp(prefix="bench_segment_"))
-    subject = synthesize_subject(args.seed, contrast="water", pixel=args.pixel, slice_thickness=args.slice_thickness)
-    dicom = write_mr_series(subject.image, work / "dicom", case=subject.case, seed=args.seed,
-                            description=subject.image.meta["description"], info=subject.info)
+    if args.input:
+        dicom = Path(args.input)
+    else:
+        subject = synthesize_subject(args.seed, contrast="water", pixel=args.pixel, slice_thickness=args.slice_thickness)
+        dicom = write_mr_series(subject.image, work / "dicom", case=subject.case, seed=args.seed,
+                                description=subject.image.meta["description"], info=subject.info)
+    scan = read_image(dicom)
     bundle = _bundle(args.model, work)
     cmd = [sys.executable, __file__, "--child-input", str(dicom), "--child-output", str(work / "out"),
            "--model", str(bundle), "--device", args.device, "--threads", str(args.threads)]
@@ -192,15 +200,15 @@ def main() -> None:
 
     predictor = Predictor(load_bundle(bundle), device=args.device)
     from limbseg.data.roi import crop_to_roi, find_roi
-    from limbseg.io import read_image
 
-    crop, _ = crop_to_roi(read_image(dicom), find_roi(read_image(dicom)))
+    crop, _ = crop_to_roi(scan, find_roi(scan))
     inputs, _ = predictor.prepare(crop)
     ours_flops, box_pixels = _batched_flops(predictor, inputs)
     mm = _matmul_gflops(device)
     inf_s = ours["timings"]["inference"]
     fig = {
-        "shape": list(subject.image.shape), "spacing_mm": list(subject.image.spacing), "device": str(device),
+        "shape": list(scan.shape), "spacing_mm": list(scan.spacing), "device": str(device),
+        "scan": str(args.input) if args.input else "virtual water-Dixon subject",
         "threads": args.threads, "cpu": platform.processor() or platform.machine(),
         "ours_end_to_end_s": ours["wall_s"], "ours_peak_mb": ours["peak_mb"], "ours_timings": ours["timings"],
         "ours_slices": len(inputs), "ours_slice_shape": list(inputs.shape[-2:]), "roi_z_mm": roi["z_mm"],
@@ -224,7 +232,7 @@ def _markdown(f: dict, command: str) -> str:
         "## `limbseg segment` speed (benchmarks/bench_segment.py)",
         "",
         f"Command: `{command}` — {f['device']}, {f['threads']} threads, {f['cpu']}.",
-        f"Virtual water-Dixon scan {f['shape']} voxels at {', '.join(f'{s:.4g}' for s in f['spacing_mm'])} mm.",
+        f"Scan: {f['scan']}, {f['shape']} voxels at {', '.join(f'{s:.4g}' for s in f['spacing_mm'])} mm.",
         "",
         "| | limbseg (ROI, bundle preprocessing) | study config (all slices, 256x256) |",
         "|---|---|---|",

@@ -175,3 +175,42 @@ def test_torchrun_data_parallel_on_cpu(tiny_dataset, tmp_path):
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert (run_dir / "summary.json").is_file() and (run_dir / "rank1" / "fold0" / "checkpoint.pt").is_file()
     assert not (run_dir / "rank1" / "model").exists()  # only rank 0 writes bundles and reports
+
+
+def test_time_limit_ends_the_fold_and_cosine_follows_the_time():
+    from limbseg.training.loop import lr_factor, out_of_time, run_progress
+
+    opts = _opts(epochs=100, lr_schedule="cosine", time_limit_min=1.0)
+    assert run_progress(opts, 10, 0.0) == pytest.approx(0.1)  # epochs ahead of the clock
+    assert run_progress(opts, 10, 30.0) == pytest.approx(0.5)  # half the minute used
+    assert lr_factor(opts, 0, 0.0) == pytest.approx(1.0)
+    assert lr_factor(opts, 10, 30.0) == pytest.approx(0.505)
+    assert lr_factor(opts, 10, 90.0) == pytest.approx(0.01)  # past the limit: the floor, never below
+    assert out_of_time(opts, 50.0, 11.0) and not out_of_time(opts, 50.0, 9.0)
+    assert not out_of_time(_opts(), 1e9, 1e9)  # no limit
+    study = _opts(epochs=100, lr=1e-4, time_limit_min=1.0)  # the study's linear decay ignores the clock
+    assert lr_factor(study, 10, 59.0) == pytest.approx(1 - 1e-6 * 10 / 1e-4)
+    with pytest.raises(LimbsegError, match="time-limit"):
+        _opts(time_limit_min=0).validate()
+
+
+def test_time_limited_run_stops_early_and_anneals(tiny_dataset, tmp_path):
+    res = train(tiny_dataset, tmp_path / "T", _opts(folds=None, val_fraction=0.34, epochs=50, lr_schedule="cosine",
+                                                   time_limit_min=1e-6))
+    assert [h["epoch"] for h in res.history] == [1]  # the first epoch already used up the budget
+    ck = torch.load(tmp_path / "T" / "fold0" / "checkpoint.pt", weights_only=True)
+    assert ck["finished"] and ck["epoch"] == 1
+    assert load_bundle(res.bundle).config["training"]["options"]["time_limit_min"] == 1e-6
+
+
+def test_cases_prepared_in_worker_processes_match_serial(tiny_dataset):
+    from functools import partial
+
+    from limbseg.training.run import _map_cases
+
+    cases, _, _ = read_dataset(tiny_dataset)
+    prepare = partial(prepare_case, spacing_mm=1.875, channels="2.5d")
+    serial, parallel = _map_cases(prepare, cases, 0), _map_cases(prepare, cases, 2)
+    assert [c.case_id for c in parallel] == [c.case_id for c in cases]
+    for a, b in zip(serial, parallel, strict=True):
+        assert np.array_equal(a.inputs, b.inputs) and np.array_equal(a.labels, b.labels)

@@ -40,7 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in RUN_DIR")
     p.add_argument("--max-slices-per-epoch", type=int, default=None, help="bound an epoch (CPU)")
-    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--workers", type=int, default=0,
+                   help="worker processes that prepare the cases and load the training tiles")
+    p.add_argument("--time-limit", type=float, default=None, metavar="MIN",
+                   help="end each fold before an epoch that would run past MIN minutes; the cosine schedule "
+                        "anneals over that time")
     p.add_argument("--half", action="store_true", help="store bundle weights as float16")
 
 
@@ -56,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         image_size=args.image_size, spacing_mm=args.spacing, channels=args.channels, augment=not args.no_augment,
         init_from=args.init_from, device=args.device, seed=args.seed, resume=args.resume,
         max_slices_per_epoch=args.max_slices_per_epoch, num_workers=args.workers, half_bundle=args.half,
+        time_limit_min=args.time_limit,
     )
     result = train(args.dataset, args.output, options)
     if not result.summary:  # a torchrun worker other than rank 0: rank 0 reports

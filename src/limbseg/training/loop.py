@@ -1,9 +1,11 @@
 """Train one fold: loss, optimiser, validation, early stopping, checkpoints, resume.
 
 The recipe (DESIGN.md section 1): Adam, learning rate decaying linearly by
-``lr_decay_per_epoch`` (1e-6) each epoch (``LambdaLR``), Dice + focal loss, early stopping when the
+``lr_decay_per_epoch`` (1e-6) each epoch (or cosine), Dice + focal loss, early stopping when the
 validation loss has not improved for ``patience`` epochs, best weights by validation mean DSC.
-``FOLD_DIR/checkpoint.pt`` (weights, optimiser, scheduler, epoch, RNG, history, best weights;
+With ``time_limit_min`` a fold also ends before an epoch that would overrun that many minutes, and the
+cosine schedule follows the fraction of the time used (so a time-bounded run still anneals).
+``FOLD_DIR/checkpoint.pt`` (weights, optimiser, epoch, RNG, history, best weights;
 tensors and plain types only, read back with ``weights_only=True``) is written atomically every
 epoch, and ``FOLD_DIR/history.csv`` gets one row per epoch.
 """
@@ -57,12 +59,29 @@ def make_loss(name: str, num_classes: int) -> Callable[[torch.Tensor, torch.Tens
     return DiceFocalLoss(to_onehot_y=True, softmax=True)
 
 
-def lr_factor(options: TrainOptions) -> Callable[[int], float]:
-    """Learning-rate multiplier per epoch: the study's linear decay, or cosine; never below 1 %."""
+def lr_factor(options: TrainOptions, epoch: int, elapsed_s: float = 0.0) -> float:
+    """Learning-rate multiplier for ``epoch`` (0-based): the study's linear decay, or cosine; never below 1 %.
+
+    The cosine follows the run's progress: the larger of ``epoch / epochs`` and, with a time limit, the
+    fraction of ``time_limit_min`` already used.
+    """
     floor = 0.01
     if options.lr_schedule == "cosine":
-        return lambda e: floor + (1 - floor) * 0.5 * (1 + float(np.cos(np.pi * min(e, options.epochs) / options.epochs)))
-    return lambda e: max(1.0 - options.lr_decay_per_epoch * e / options.lr, floor)
+        return floor + (1 - floor) * 0.5 * (1 + float(np.cos(np.pi * run_progress(options, epoch, elapsed_s))))
+    return max(1.0 - options.lr_decay_per_epoch * epoch / options.lr, floor)
+
+
+def run_progress(options: TrainOptions, epoch: int, elapsed_s: float) -> float:
+    """Fraction of the run done, in [0, 1]: by epochs, or by time when the time limit comes first."""
+    done = epoch / options.epochs
+    if options.time_limit_min:
+        done = max(done, elapsed_s / (60.0 * options.time_limit_min))
+    return min(done, 1.0)
+
+
+def out_of_time(options: TrainOptions, elapsed_s: float, last_epoch_s: float) -> bool:
+    """True when another epoch as long as the last one would end past the time limit."""
+    return bool(options.time_limit_min) and elapsed_s + last_epoch_s > 60.0 * float(options.time_limit_min)
 
 
 def _dice_counts(pred: np.ndarray, ref: np.ndarray, values: list[int]) -> np.ndarray:
@@ -140,7 +159,6 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.Adam(params, lr=options.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_factor(options))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     loss_fn = make_loss(options.loss, num_classes)
     data = TileDataset(train_cases, options.image_size, augment=options.augment, channels=options.channels,
@@ -152,7 +170,6 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
         ckpt = _load_checkpoint(ckpt_path)
         model.load_state_dict(ckpt["model"])
         optimiser.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
         torch.set_rng_state(ckpt["torch_rng"])
         best_state = ckpt["best_state"]
         state = {k: ckpt[k] for k in state}
@@ -162,6 +179,10 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
     for epoch in range(state["epoch"], options.epochs):
         if state["finished"]:
             break
+        epoch_start = time.perf_counter()
+        lr = options.lr * lr_factor(options, epoch, epoch_start - start)
+        for group in optimiser.param_groups:
+            group["lr"] = lr
         data.set_epoch(epoch)
         gen = torch.Generator().manual_seed(options.seed * 7919 + epoch * 31 + fold)
         if share is not None:
@@ -169,7 +190,8 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
         n_tiles = len(data) // world.size
         loader = torch.utils.data.DataLoader(data, batch_size=options.batch_size, shuffle=share is None,
                                              sampler=share, generator=gen, num_workers=options.num_workers,
-                                             drop_last=n_tiles > options.batch_size)
+                                             drop_last=n_tiles > options.batch_size,
+                                             pin_memory=device.type == "cuda")
         net.train()
         total, seen = 0.0, 0
         bar = tqdm(loader, desc=f"fold {fold} epoch {epoch + 1}/{options.epochs}", leave=False, unit="batch",
@@ -186,8 +208,6 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
             seen += x.shape[0]
             bar.set_postfix(loss=f"{total / seen:.4f}")
         bar.close()
-        lr = optimiser.param_groups[0]["lr"]
-        scheduler.step()
         val = validate(model, val_cases, loss_fn, values, device, options.batch_size,
                        options.val_slice_stride) if world.is_main else None
         val = distributed.broadcast(val, world)
@@ -205,8 +225,10 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
-        state["finished"] = state["bad_epochs"] >= options.patience  # early stop (more epochs may resume)
-        _save_checkpoint(ckpt_path, model, optimiser, scheduler, best_state, state)
+        now = time.perf_counter()
+        # early stop (more epochs may resume), or no time for another epoch
+        state["finished"] = state["bad_epochs"] >= options.patience or out_of_time(options, now - start, now - epoch_start)
+        _save_checkpoint(ckpt_path, model, optimiser, best_state, state)
         _write_history(state["history"], fold_dir / "history.csv")
         if progress and world.is_main:
             progress((epoch + 1) / options.epochs, f"fold {fold} epoch {epoch + 1}", row)
@@ -232,8 +254,8 @@ def completed_fold(fold: int, fold_dir: Path, options: TrainOptions) -> FoldResu
                       float(history[-1]["time_s"]) if history else 0.0)
 
 
-def _save_checkpoint(path: Path, model, optimiser, scheduler, best_state, state: dict[str, Any]) -> None:
-    payload = {"model": _cpu_state(model), "optimizer": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+def _save_checkpoint(path: Path, model, optimiser, best_state, state: dict[str, Any]) -> None:
+    payload = {"model": _cpu_state(model), "optimizer": optimiser.state_dict(),
                "torch_rng": torch.get_rng_state(), "best_state": best_state, **state}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)

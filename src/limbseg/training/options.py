@@ -28,6 +28,9 @@ class TrainOptions:
     (to 1 % of ``lr`` at ``epochs``; better for short runs at a higher rate).
     ``val_slice_stride``: validate on every n-th slice of the validation subjects (CPU budgets).
     ``folds``: ``None`` (one split by ``val_fraction``), an int K (K-fold) or ``"loo"``.
+    ``time_limit_min``: end each fold before an epoch that would run past this many minutes of training
+    (the cosine schedule then anneals over that time); ``None``: no limit.
+    ``num_workers``: data loader worker processes, also used to prepare the cases in parallel.
     """
 
     arch: str = "unet"
@@ -56,6 +59,7 @@ class TrainOptions:
     max_slices_per_epoch: int | None = None
     val_slice_stride: int = 1
     num_workers: int = 0
+    time_limit_min: float | None = None
     half_bundle: bool = False
     ensemble: bool = True
 
@@ -71,6 +75,10 @@ class TrainOptions:
             raise LimbsegError(f"unknown channel mode {self.channels!r}; choose 2.5d or repeat")
         if self.image_size < 32 or self.image_size % 32:
             raise LimbsegError(f"--image-size must be a positive multiple of 32, got {self.image_size}")
+        if self.time_limit_min is not None and not self.time_limit_min > 0:
+            raise LimbsegError(f"--time-limit must be a positive number of minutes, got {self.time_limit_min}")
+        if self.num_workers < 0:
+            raise LimbsegError(f"--workers must be 0 or more, got {self.num_workers}")
         if self.epochs < 1 or self.batch_size < 1:
             raise LimbsegError("--epochs and --batch-size must be at least 1")
         if not 0 < self.val_fraction < 1:

@@ -14,6 +14,7 @@ Run folder (``RUN_DIR``)::
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import sys
@@ -139,6 +140,20 @@ def _label_box(labels, margin_mm: float) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(nz.min(axis=0) - margin, 0, shape), np.clip(nz.max(axis=0) + margin + 1, 0, shape)
 
 
+def _map_cases(func: Callable[[Case], Any], cases: list[Case], workers: int) -> list[Any]:
+    """``[func(c) for c in cases]``, in ``workers`` fresh processes when there are several cases.
+
+    Spawned processes: the parent may already hold a CUDA context, which must not be forked.
+    """
+    if workers <= 1 or len(cases) <= 1:
+        return [func(c) for c in cases]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(min(workers, len(cases)), mp_context=mp.get_context("spawn")) as pool:
+        return list(pool.map(func, cases))
+
+
 def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
           progress: Progress | None = None, *, case_cache: dict[Any, Any] | None = None) -> TrainResult:
     """Train every fold, evaluate the held-out subjects, write bundles and reports into ``run_dir``.
@@ -167,11 +182,12 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
 
     def prepared_cases(ids: list[str]) -> list[Any]:
         """Cases as network inputs, prepared once and only when a fold still needs training."""
-        for cid in ids:
-            if (cid, recipe) not in prepared:
-                prepared[(cid, recipe)] = prepare_case(
-                    by_id[cid], spacing_mm=pre["spacing_mm"], channels=pre["channels"], margin_mm=options.margin_mm,
-                    normalisation=pre.get("normalisation"))
+        missing = [cid for cid in ids if (cid, recipe) not in prepared]
+        prepare = functools.partial(prepare_case, spacing_mm=pre["spacing_mm"], channels=pre["channels"],
+                                    margin_mm=options.margin_mm, normalisation=pre.get("normalisation"))
+        for cid, case in zip(missing, _map_cases(prepare, [by_id[c] for c in missing], options.num_workers),
+                             strict=True):
+            prepared[(cid, recipe)] = case
         return [prepared[(cid, recipe)] for cid in ids]
 
     n_folds = len(split["folds"])
