@@ -165,7 +165,8 @@ def test_torchrun_data_parallel_on_cpu(tiny_dataset, tmp_path):
     run_dir = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "limbseg",
            "train", str(tiny_dataset), "-o", str(run_dir), "--epochs", "2", "--image-size", "64", "--batch-size", "4",
-           "--encoder", "mobilenet_v2", "--encoder-weights", "none", "--device", "cpu", "--max-slices-per-epoch", "16"]
+           "--encoder", "mobilenet_v2", "--encoder-weights", "none", "--device", "cpu", "--max-slices-per-epoch", "16",
+           "--lr-schedule", "cosine", "--time-limit", "60"]  # the clock and the stop decision come from rank 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -173,7 +174,11 @@ def test_torchrun_data_parallel_on_cpu(tiny_dataset, tmp_path):
     assert card["training"]["hardware"]["processes"] == 2
     rows = list(csv.DictReader(open(run_dir / "history.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
-    assert (run_dir / "summary.json").is_file() and (run_dir / "rank1" / "fold0" / "checkpoint.pt").is_file()
+    rank1 = torch.load(run_dir / "rank1" / "fold0" / "checkpoint.pt", weights_only=True)
+    rank0 = torch.load(run_dir / "fold0" / "checkpoint.pt", weights_only=True)
+    weights = [k for k in rank0["model"] if "running_" not in k and "num_batches" not in k]  # BN buffers are per rank
+    assert weights and all(torch.equal(rank0["model"][k], rank1["model"][k]) for k in weights)  # same lr on all ranks
+    assert (run_dir / "summary.json").is_file()
     assert not (run_dir / "rank1" / "model").exists()  # only rank 0 writes bundles and reports
 
 

@@ -180,7 +180,8 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
         if state["finished"]:
             break
         epoch_start = time.perf_counter()
-        lr = options.lr * lr_factor(options, epoch, epoch_start - start)
+        elapsed = distributed.broadcast(epoch_start - start, world)  # every rank follows rank 0's clock
+        lr = options.lr * lr_factor(options, epoch, elapsed)
         for group in optimiser.param_groups:
             group["lr"] = lr
         data.set_epoch(epoch)
@@ -226,8 +227,9 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
             state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
         now = time.perf_counter()
-        # early stop (more epochs may resume), or no time for another epoch
-        state["finished"] = state["bad_epochs"] >= options.patience or out_of_time(options, now - start, now - epoch_start)
+        # early stop (more epochs may resume), or no time for another epoch (rank 0 decides for all)
+        no_time = distributed.broadcast(out_of_time(options, now - start, now - epoch_start), world)
+        state["finished"] = state["bad_epochs"] >= options.patience or no_time
         _save_checkpoint(ckpt_path, model, optimiser, best_state, state)
         _write_history(state["history"], fold_dir / "history.csv")
         if progress and world.is_main:
