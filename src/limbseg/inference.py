@@ -182,7 +182,7 @@ class Predictor:
         device: ``"auto"`` (CUDA > MPS > CPU), ``"cpu"``, ``"cuda"``, ``"mps"``.
         scheme: label scheme of the outputs (defaults to the bundle's, else the study's).
         batch_size: slices per forward pass.
-        crop_to_body: run each batch only on the in-plane box that holds the body (:func:`body_box`);
+        crop_to_body: run each batch only on the in-plane tiles that hold the body (:func:`body_tiles`);
             pixels outside are background. Saves up to half the compute on legs-only slices.
     """
 

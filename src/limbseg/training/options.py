@@ -25,7 +25,8 @@ class TrainOptions:
     for training crops, a multiple of 32; ``image_size * spacing_mm`` mm of field);
     ``margin_mm`` around the labelled limbs' bounding box from which crops are drawn.
     ``lr_schedule``: ``"study"`` (linear decay by ``lr_decay_per_epoch`` per epoch) or ``"cosine"``
-    (to 1 % of ``lr`` at ``epochs``; better for short runs at a higher rate).
+    (to 1 % of ``lr`` at ``epochs``, or at ``time_limit_min`` when that comes first; better for short runs
+    at a higher rate).
     ``val_slice_stride``: validate on every n-th slice of the validation subjects (CPU budgets).
     ``folds``: ``None`` (one split by ``val_fraction``), an int K (K-fold) or ``"loo"``.
     ``time_limit_min``: end each fold before an epoch that would run past this many minutes of training
