@@ -121,3 +121,15 @@ def test_round_trip_exact(tmp_path, stored, suffix):
     np.testing.assert_array_equal(back.array, vol.array)
     np.testing.assert_allclose(back.affine, vol.affine, atol=1e-5)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["dcm", f"out{suffix}"])
+
+
+@pytest.mark.parametrize("rescale", [(1.0, 0.0), (0.5, -10.0)])
+def test_many_slices_cross_read_blocks(tmp_path, rescale):
+    """37 slices (two full 16-slice read blocks and a partial one), shuffled names: voxels land in order."""
+    stored = np.random.default_rng(3).integers(0, 4000, size=(9, 7, 37)).astype(np.uint16)
+    write_series(tmp_path, stored, affine_from((1.0, 1.0, 2.0), (0, 0, 0), np.eye(3)), rescale=rescale,
+                 shuffle_names=True)
+    vol = read_dicom(tmp_path)
+    expected = stored if rescale == (1.0, 0.0) else (stored * rescale[0] + rescale[1]).astype(np.float32)
+    assert vol.array.dtype == expected.dtype
+    np.testing.assert_array_equal(vol.array, expected)

@@ -218,6 +218,9 @@ def _decode(h: SliceHeader) -> np.ndarray:
     return pixels
 
 
+_READ_BLOCK = 16  # slices per transposed block (measured: 16 fastest of 1, 8, 16, 32, 64 on 512x512 slices)
+
+
 def _read_stack(info: SeriesInfo, source: Path, allow_resample: bool) -> tuple[Volume, list[Path]]:
     _check_stack(info, source)
     hs, pos = _sorted_positions(info.headers, source)
@@ -230,14 +233,21 @@ def _read_stack(info: SeriesInfo, source: Path, allow_resample: bool) -> tuple[V
     itemsize = 4 if rescaled or resample else max(first.bits_allocated // 8, 1)
     check_image_size((first.cols, first.rows, len(hs)), itemsize, source)
     check_decoder(first.transfer_syntax, first.path)
+    # Slices are gathered (rows, cols) in a small block, then written transposed into the (i, j, k) volume a
+    # block at a time: one slice at a time into the last axis touches a new cache line per voxel (2-3x slower).
     array: np.ndarray | None = None
-    for k, h in enumerate(hs):
-        pixels = _decode(h).T  # (cols, rows) = (i, j)
-        if rescaled:
-            pixels = (pixels.astype(np.float64) * h.slope + h.intercept).astype(np.float32)
-        if array is None:
-            array = np.empty((first.cols, first.rows, len(hs)), dtype=pixels.dtype)
-        array[:, :, k] = pixels
+    block: np.ndarray | None = None
+    for k0 in range(0, len(hs), _READ_BLOCK):
+        chunk = hs[k0:k0 + _READ_BLOCK]
+        for b, h in enumerate(chunk):
+            pixels = _decode(h)  # (rows, cols) = (j, i)
+            if rescaled:
+                pixels = (pixels.astype(np.float64) * h.slope + h.intercept).astype(np.float32)
+            if array is None or block is None:
+                array = np.empty((first.cols, first.rows, len(hs)), dtype=pixels.dtype)
+                block = np.empty((_READ_BLOCK, first.rows, first.cols), dtype=pixels.dtype)
+            block[b] = pixels
+        array[:, :, k0:k0 + len(chunk)] = block[:len(chunk)].transpose(2, 1, 0)  # type: ignore[index]
     assert array is not None
     if resample:
         array, pos = _resample_k(array, pos, dz)
