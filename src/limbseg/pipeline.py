@@ -22,12 +22,14 @@ from typing import Any
 import numpy as np
 
 from limbseg.errors import LimbsegError
+from limbseg.forking import FORK_AVAILABLE, fork_call
 from limbseg.volume import LabelMap, Volume
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 MESH_FORMATS = ("ply", "stl", "obj")
-OUTPUT_THREADS = 3  # label files, DICOM SEG, meshes -> statistics -> QC
+OUTPUT_PROCESS = FORK_AVAILABLE  # DICOM SEG, meshes, statistics and QC in forked children (see write_outputs)
+READ_PROCESS = FORK_AVAILABLE  # read the scan and find the ROI in a forked child while the model loads
 
 
 @dataclass
@@ -88,8 +90,9 @@ def write_outputs(
 ) -> tuple[list[Path], list[dict[str, Any]]]:
     """Write every output file for one scan into ``directory`` (which must exist).
 
-    Three independent groups run in parallel threads (compression, marching cubes and NumPy release
-    the GIL): the label files, the DICOM SEG, and meshes -> statistics -> QC pictures.
+    Four independent groups run in parallel: the label files; the DICOM SEG; meshes -> mesh picture; and
+    statistics -> slice pictures. The last three run in forked child processes where fork is available
+    (:data:`OUTPUT_PROCESS`), else all four run in threads.
 
     Returns:
         (files written, statistics rows).
@@ -118,22 +121,41 @@ def write_outputs(
             log.warning("DICOM SEG not written: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             return []
 
-    def shapes() -> tuple[list[Path], list[dict[str, Any]]]:
+    def meshes() -> list[Path]:
         from limbseg.export.meshes import export_meshes
+        from limbseg.export.qc import mesh_render
+
+        shapes = export_meshes(labels, directory / "meshes", formats=tuple(formats), midline_x=midline_x)
+        files = sorted((directory / "meshes").iterdir())
+        if shapes:
+            (directory / "qc").mkdir(exist_ok=True)
+            files.append(mesh_render(shapes, labels, directory / "qc" / "meshes.png"))
+        return files
+
+    def measurements() -> tuple[list[Path], list[dict[str, Any]]]:
         from limbseg.export.qc import write_qc
         from limbseg.export.statistics import compute_statistics, write_statistics
 
-        meshes = export_meshes(labels, directory / "meshes", formats=tuple(formats), midline_x=midline_x)
-        files = sorted((directory / "meshes").iterdir())
         rows = compute_statistics(labels, image, midline_x=midline_x)
-        files += write_statistics(rows, directory, midline_x=midline_x)
-        files += write_qc(image, labels, meshes, directory / "qc")
-        return files, rows
+        files = write_statistics(rows, directory, midline_x=midline_x)
+        return files + write_qc(image, labels, {}, directory / "qc"), rows
 
-    with ThreadPoolExecutor(max_workers=OUTPUT_THREADS) as pool:
-        jobs = [pool.submit(label_files), pool.submit(dicom_seg), pool.submit(shapes)]
-        label_paths, seg_paths, (shape_paths, rows) = (job.result() for job in jobs)
-    return [*label_paths, *seg_paths, *shape_paths], rows
+    # Only the label files (zlib, which releases the GIL) are written here. The other groups are Python-heavy
+    # (highdicom, trimesh, matplotlib): as threads they would take turns holding the GIL, so where fork is
+    # available each runs in a child process that inherits the arrays copy-on-write.
+    groups = [label_files, dicom_seg, meshes, measurements]
+    if OUTPUT_PROCESS:
+        children = [fork_call(group, f"limbseg-{group.__name__}") for group in groups[1:]]
+        try:
+            results = [label_files()] + [child.result() for child in children]
+        finally:
+            for child in children:
+                child.cancel()
+    else:
+        with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+            results = [job.result() for job in [pool.submit(group) for group in groups]]
+    label_paths, seg_paths, mesh_paths, (table_paths, rows) = results
+    return [*label_paths, *seg_paths, *mesh_paths, *table_paths], rows
 
 
 def _load_predictor(model: Any, device: str) -> tuple[Any, Any]:
@@ -188,14 +210,24 @@ def segment(
         raise LimbsegError("output exists and is not a folder", output_dir)
     t: dict[str, float] = {}
     t0 = time.perf_counter()
-    # The network library's import and the model's construction (seconds) overlap reading the scan.
+    # The network library's import and the model's construction (seconds, in a thread) overlap reading the
+    # scan and finding the ROI, which run in a forked child where possible: they are Python-heavy, so as a
+    # thread beside the imports they would wait for the GIL. The child is forked before the thread starts.
+    def read_and_find_roi() -> tuple[Volume, Any, float]:
+        image = read_image(input, series_uid=series_uid)
+        seconds = time.perf_counter() - t0
+        return image, find_roi(image, start_mm=roi_start_mm, end_mm=roi_end_mm), seconds
+
+    reading = fork_call(read_and_find_roi, "limbseg-read") if READ_PROCESS else None
     loader = ThreadPoolExecutor(max_workers=1)
     loading = loader.submit(_load_predictor, model, device)
     loader.shutdown(wait=False)
     report(0.02, "reading")
-    image = read_image(input, series_uid=series_uid)
-    t["read"] = time.perf_counter() - t0 - sum(t.values())
-    roi = find_roi(image, start_mm=roi_start_mm, end_mm=roi_end_mm)
+    try:
+        image, roi, t["read"] = reading.result() if reading is not None else read_and_find_roi()
+    finally:
+        if reading is not None:
+            reading.cancel()
     crop, sl = crop_to_roi(image, roi)
     t["roi"] = time.perf_counter() - t0 - sum(t.values())
     bundle, predictor = loading.result()

@@ -102,6 +102,23 @@ def test_write_outputs_from_dicom(tmp_path):
     assert (out / "qc" / "meshes.png").is_file()
 
 
+def test_outputs_same_in_threads_and_child_processes(tmp_path, monkeypatch):
+    """The forked-children path (Linux) and the thread fallback (elsewhere) write the same files and rows."""
+    import limbseg.pipeline as pipeline
+
+    image, labels = make_phantom()
+    written = {}
+    for in_process in (True, False):
+        monkeypatch.setattr(pipeline, "OUTPUT_PROCESS", in_process)
+        out = tmp_path / str(in_process)
+        out.mkdir()
+        files, rows = write_outputs(image, LabelMap(labels.array, image.affine.copy(), {}), out)
+        written[in_process] = (sorted(f.relative_to(out).as_posix() for f in files), rows)
+        assert all(f.is_file() for f in files)
+    assert written[True] == written[False]
+    assert "qc/meshes.png" in written[True][0] and "statistics.json" in written[True][0]
+
+
 def test_segment_many(tiny_bundle, tmp_path):
     _, a = _legs(tmp_path, name="a.nii.gz")
     _, b = _legs(tmp_path, name="b.nii.gz")

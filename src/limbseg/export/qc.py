@@ -146,7 +146,7 @@ def mesh_render(meshes: dict, labels: LabelMap, path: str | Path, *, max_faces: 
         shade = 0.35 + 0.65 * np.abs(normals @ light)  # two-sided: decimation may flip a few faces
         order = np.argsort((t @ d_).mean(axis=1))  # far first
         ax.add_collection(PolyCollection(xy[order], facecolors=np.clip(base[order] * shade[order, None], 0, 1),
-                                         edgecolors="none", antialiaseds=False))
+                                         edgecolors="none", antialiaseds=False), autolim=False)
         ax.set_xlim(xy[..., 0].min() - 5, xy[..., 0].max() + 5)
         ax.set_ylim(xy[..., 1].min() - 5, xy[..., 1].max() + 5)
         ax.set_aspect("equal")
@@ -164,7 +164,7 @@ def _save(fig, path: str | Path) -> Path:
 
 
 def write_qc(image: Volume, labels: LabelMap, meshes: dict, directory: str | Path) -> list[Path]:
-    """Write ``axial_montage.png``, ``coronal.png`` and ``meshes.png`` into ``directory``."""
+    """Write ``axial_montage.png``, ``coronal.png`` and (when ``meshes`` are given) ``meshes.png`` into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     out = [axial_montage(image, labels, directory / "axial_montage.png"),
