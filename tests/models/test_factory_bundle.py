@@ -88,6 +88,13 @@ def test_bundle_round_trip(tmp_path, half):
     with torch.no_grad():
         for m, r in zip(models, rebuilt, strict=True):
             assert torch.allclose(m(x), r(x), atol=5e-2 if half else 1e-6)
+    tensors = [*rebuilt[0].parameters(), *rebuilt[0].buffers()]
+    assert not any(t.is_meta for t in tensors)  # built on the meta device, every weight then assigned
+    key, stored = next((k, v) for k, v in bundle.state_dicts[0].items() if v.is_floating_point())
+    before = stored.clone()
+    with torch.no_grad():
+        rebuilt[0].state_dict()[key].add_(1.0)
+    assert torch.equal(bundle.state_dicts[0][key], before)  # each model owns its weights
     assert list_bundles(tmp_path)[0]["encoder"] == "mobilenet_v2"
 
 

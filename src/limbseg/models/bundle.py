@@ -54,18 +54,26 @@ class ModelBundle:
 
     def build_models(self, device: str | torch.device = "cpu") -> list[nn.Module]:
         """One network per stored state dict, weights loaded, in eval mode on ``device``."""
-        from limbseg.models.factory import build_model
+        return [_loaded_model(self.architecture, state, n, self.path).to(device).eval()
+                for n, state in enumerate(self.state_dicts)]
 
-        models = []
-        for n, state in enumerate(self.state_dicts):
-            model = build_model(self.architecture)
-            try:
-                model.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                first = str(exc).splitlines()[0]
-                raise LimbsegError(f"weights of model {n} do not fit the architecture ({first})", self.path) from exc
-            models.append(model.to(device).eval())
-        return models
+
+def _loaded_model(architecture: dict[str, Any], state: dict[str, torch.Tensor], n: int, path: Path | None) -> nn.Module:
+    """The network with ``state`` loaded. It is built on the meta device and the weights are assigned (copies, so
+    the model owns them): no random initialisation, which cost about 0.3 s per ResNet34 on 2 CPU cores."""
+    from limbseg.models.factory import build_model
+
+    with torch.device("meta"):
+        model = build_model(architecture)
+    try:
+        model.load_state_dict({k: v.clone() for k, v in state.items()}, strict=True, assign=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise LimbsegError(f"weights of model {n} do not fit the architecture ({first})", path) from exc
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):  # a buffer the state does not hold
+        model = build_model(architecture)
+        model.load_state_dict(state, strict=True)
+    return model
 
 
 def package_versions() -> dict[str, str]:
@@ -190,13 +198,16 @@ def load_bundle(path: str | Path) -> ModelBundle:
 
 
 def _check_fit(bundle: ModelBundle) -> None:
-    """Raise LimbsegError now (not at inference) if any state dict does not fit the architecture."""
+    """Raise LimbsegError now (not at inference) if any state dict does not fit the architecture.
+
+    The network is built on the meta device, so the check neither initialises nor copies any weights."""
     from limbseg.models.factory import build_model
 
-    model = build_model(bundle.architecture)
+    with torch.device("meta"):
+        model = build_model(bundle.architecture)
     for n, state in enumerate(bundle.state_dicts):
         try:
-            model.load_state_dict(state, strict=True)
+            model.load_state_dict(state, strict=True, assign=True)  # names and shapes checked; nothing copied
         except RuntimeError as exc:
             first = str(exc).splitlines()[0]
             raise LimbsegError(f"weights of model {n} do not fit the architecture ({first})", bundle.path) from exc
