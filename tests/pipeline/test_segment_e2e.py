@@ -119,6 +119,21 @@ def test_outputs_same_in_threads_and_child_processes(tmp_path, monkeypatch):
     assert "qc/meshes.png" in written[True][0] and "statistics.json" in written[True][0]
 
 
+def test_segment_same_without_fork(tiny_bundle, tmp_path, monkeypatch):
+    """The thread-only path (platforms without fork) gives the same labels, statistics and files."""
+    import limbseg.pipeline as pipeline
+
+    _, path = _legs(tmp_path)
+    forked = segment(path, tmp_path / "forked", model=tiny_bundle, device="cpu")
+    monkeypatch.setattr(pipeline, "READ_PROCESS", False)
+    monkeypatch.setattr(pipeline, "OUTPUT_PROCESS", False)
+    threads = segment(path, tmp_path / "threads", model=tiny_bundle, device="cpu")
+    np.testing.assert_array_equal(forked.labels.array, threads.labels.array)
+    assert forked.statistics == threads.statistics
+    assert sorted(f.relative_to(tmp_path / "forked") for f in forked.files) == \
+        sorted(f.relative_to(tmp_path / "threads") for f in threads.files)
+
+
 def test_segment_many(tiny_bundle, tmp_path):
     _, a = _legs(tmp_path, name="a.nii.gz")
     _, b = _legs(tmp_path, name="b.nii.gz")
