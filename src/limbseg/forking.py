@@ -2,8 +2,9 @@
 
 Threads do not help Python-heavy work (pydicom, trimesh, matplotlib) on a couple of cores: they take turns
 holding the GIL. A forked child inherits the parent's arrays copy-on-write, so nothing large goes in; the
-result comes back pickled through a pipe, except its large NumPy arrays, which the child writes once into an
-anonymous shared-memory file (``memfd``) created before the fork and the parent maps without a copy.
+result comes back pickled through a pipe, except its large NumPy arrays: pickle protocol 5 hands their buffers
+out of band, the child writes them once into an anonymous shared-memory file (``memfd``) created before the
+fork, and the parent maps that file and passes the slices to the unpickler (no copy).
 Fork is used only where it is the platform's native choice (Linux); callers keep a fallback for the rest
 (:data:`FORK_AVAILABLE`).
 
@@ -21,46 +22,42 @@ import sys
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-import numpy as np
-
 T = TypeVar("T")
 FORK_AVAILABLE = sys.platform.startswith("linux") and hasattr(os, "memfd_create")
-SHARED_MIN_BYTES = 1 << 20  # arrays at least this large travel through shared memory, smaller ones pickled
+SHARED_MIN_BYTES = 1 << 20  # buffers at least this large travel through shared memory, smaller ones in the pickle
 _ALIGN = 64
 
 
-class _ArrayPickler(pickle.Pickler):
-    """Pickles as usual, but appends large arrays to the shared file and pickles only their place in it."""
+def _dump(obj: Any, fd: int) -> bytes:
+    """Pickle ``obj`` (protocol 5); large contiguous buffers (NumPy arrays) go out of band into the file ``fd``.
 
-    def __init__(self, file: io.BytesIO, fd: int) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self.fd = fd
+    Returns the pickle, prefixed by the pickled list of (offset, size) of each out-of-band buffer in ``fd``."""
+    buffers: list[pickle.PickleBuffer] = []
 
-    def persistent_id(self, obj: Any) -> Any:
-        if type(obj) is not np.ndarray or obj.nbytes < SHARED_MIN_BYTES or obj.dtype.hasobject:
-            return None
-        offset = -(-os.lseek(self.fd, 0, os.SEEK_END) // _ALIGN) * _ALIGN
-        fortran = bool(obj.flags.f_contiguous and not obj.flags.c_contiguous)
-        data = np.ascontiguousarray(obj.T if fortran else obj)  # an F-ordered array travels as its C-ordered .T
-        view = memoryview(data.reshape(-1).view(np.uint8))
+    def in_band(buffer: pickle.PickleBuffer) -> bool:
+        if buffer.raw().nbytes < SHARED_MIN_BYTES:
+            return True
+        buffers.append(buffer)
+        return False
+
+    data = pickle.dumps(obj, protocol=5, buffer_callback=in_band)
+    places, offset = [], 0
+    for buffer in buffers:
+        view = buffer.raw()
         written = 0
-        while written < len(view):
-            written += os.pwrite(self.fd, view[written:], offset + written)
-        return ("ndarray", offset, data.shape, data.dtype.str, fortran)
+        while written < view.nbytes:
+            written += os.pwrite(fd, view[written:], offset + written)
+        places.append((offset, view.nbytes))
+        offset = -(-(offset + view.nbytes) // _ALIGN) * _ALIGN
+    return pickle.dumps(places) + data
 
 
-class _ArrayUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, fd: int) -> None:
-        super().__init__(file)
-        size = os.fstat(fd).st_size
-        self.mapping = mmap.mmap(fd, size) if size else None
-
-    def persistent_load(self, pid: Any) -> Any:
-        _, offset, shape, dtype, fortran = pid
-        dt = np.dtype(dtype)
-        count = int(np.prod(shape))
-        array = np.frombuffer(self.mapping, dtype=dt, count=count, offset=offset).reshape(shape)  # type: ignore[arg-type]
-        return array.T if fortran else array
+def _load(data: bytes, fd: int) -> Any:
+    """Inverse of :func:`_dump`: the out-of-band buffers are slices of one shared mapping of ``fd`` (no copy)."""
+    stream = io.BytesIO(data)
+    places = pickle.load(stream)
+    mapping = memoryview(mmap.mmap(fd, os.fstat(fd).st_size)) if places else memoryview(b"")
+    return pickle.loads(stream.read(), buffers=[mapping[offset:offset + size] for offset, size in places])
 
 
 class ForkedCall(Generic[T]):
@@ -77,19 +74,14 @@ class ForkedCall(Generic[T]):
             except BaseException as exc:  # noqa: BLE001 - handed to the parent, which re-raises it
                 outcome = (False, exc)
             try:
-                writer.send_bytes(self._dumps(outcome))
+                writer.send_bytes(_dump(outcome, self._fd))
             except Exception as exc:  # noqa: BLE001 - e.g. an exception that does not pickle
                 failure = RuntimeError(f"{type(outcome[1]).__name__}: {outcome[1]} ({exc})")
-                writer.send_bytes(pickle.dumps((False, failure)))
+                writer.send_bytes(_dump((False, failure), self._fd))
 
         self._process = ctx.Process(target=child, name=name, daemon=True)
         self._process.start()
         writer.close()  # the parent keeps only the reading end, so a dead child reads as EOF
-
-    def _dumps(self, obj: Any) -> bytes:
-        buffer = io.BytesIO()
-        _ArrayPickler(buffer, self._fd).dump(obj)
-        return buffer.getvalue()
 
     def result(self) -> T:
         try:
@@ -101,7 +93,7 @@ class ForkedCall(Generic[T]):
             self._reader.close()
         self._process.join()
         try:
-            ok, value = _ArrayUnpickler(io.BytesIO(data), self._fd).load()
+            ok, value = _load(data, self._fd)
         finally:
             os.close(self._fd)  # the arrays' mapping keeps the memory alive; it is freed with them
             self._fd = -1
