@@ -40,8 +40,11 @@ def segment_in_page(driver: Any, base: str, scan: Path, *, model_id: str | None 
     wait_until(driver, "document.getElementById('version').textContent")
     if model_id is not None:
         driver.find_element("css selector", "#tabs button[data-tab=models]").click()
-        radio = wait_until(driver, f"document.querySelector('#models-table input[name=model][value=\"{model_id}\"]')")
+        # the tab reloads the list; wait for the loads to settle so the row clicked is the one kept
+        radio = wait_until(driver, "!document.body.dataset.modelsLoading && document.querySelector("
+                                   f"'#models-table input[name=model][value=\"{model_id}\"]')")
         radio.click()
+        assert wait_until(driver, f"localStorage.getItem('limbseg.model') === '{model_id}'")
         driver.find_element("css selector", "#tabs button[data-tab=segment]").click()
     driver.find_element("id", "seg-files").send_keys(str(scan))
     driver.find_element("id", "seg-upload").click()

@@ -242,12 +242,17 @@ function drawCurves(canvas, rows, pick) {
 }
 
 // ---- Models tab ----
-let modelsRequest = 0;
+let modelsRequest = 0, modelsShown = null;
 async function modelsLoad() {
   const request = ++modelsRequest;
+  document.body.dataset.modelsLoading = "1";
   let models = [];
   try { models = await api("GET", "/api/models"); } catch (e) { $("model-card").textContent = String(e.message); }
   if (request !== modelsRequest) return;  // a newer refresh is on its way: render only the latest list
+  delete document.body.dataset.modelsLoading;
+  const shown = JSON.stringify(models);
+  if (shown === modelsShown) return;  // unchanged: keep the rows, so a choice being clicked is not thrown away
+  modelsShown = shown;
   const chosen = modelChoice();
   const body = $("models-table").tBodies[0];
   body.innerHTML = `<tr><td><input type="radio" name="model" value="" ${chosen ? "" : "checked"}></td><td>default (shipped)</td><td colspan="4"></td></tr>`;
