@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,6 @@ def write_outputs(
     Returns:
         (files written, statistics rows).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     def label_files() -> list[Path]:
         from limbseg.export.seg_nrrd import write_seg_nrrd
         from limbseg.io import write_image
@@ -194,8 +193,6 @@ def segment(
         roi_start_mm, roi_end_mm: hand-set limits along RAS z (mm), overriding the automatic ROI.
         progress: optional callable(fraction in [0, 1], message).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from limbseg.data.roi import crop_to_roi, find_roi
     from limbseg.io import read_image
     from limbseg.io.atomic import atomic_dir
