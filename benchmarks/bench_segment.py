@@ -258,10 +258,10 @@ def main() -> None:
     from limbseg.models.bundle import load_bundle
 
     predictor = Predictor(load_bundle(bundle), device=args.device)
-    from limbseg.data.roi import crop_to_roi, find_roi
+    from limbseg.data.region import find_region
 
-    crop, _ = crop_to_roi(scan, find_roi(scan))
-    inputs, _ = predictor.prepare(crop)
+    region = find_region(scan)
+    inputs, _ = predictor.prepare(region.crop(scan), region.window)
     ours_flops, box_pixels = _batched_flops(predictor, inputs)
     mm = _matmul_gflops(device)
     inf_s = ours["timings"]["inference"]

@@ -1,6 +1,7 @@
 """Canonical axial grid: exact for standard axial input, geometry-preserving round trips otherwise."""
 
 import numpy as np
+import pytest
 
 from limbseg.data.slices import canonical_axial, is_axial, normalise, slice_channels, to_native
 from limbseg.volume import LPS_TO_RAS, Volume
@@ -74,6 +75,27 @@ def test_slice_channels_modes():
     np.testing.assert_array_equal(ctx[0, 0], vol[:, :, 0])  # edge replicated
     np.testing.assert_array_equal(ctx[1, 0], vol[:, :, 2])
     np.testing.assert_array_equal(ctx[1, 2], vol[:, :, 3])
+
+
+def test_neighbour_channels_are_a_fixed_distance_in_mm():
+    """3 mm neighbours: one slice away on a 3 mm scan, three on a 1 mm scan, interpolated on a 2 mm one."""
+    from limbseg.data.slices import neighbour_offset
+
+    z = np.arange(12, dtype=np.float32)
+    vol = np.broadcast_to(z, (2, 2, 12)).copy()  # value = slice index
+    pre = {"neighbour_mm": 3.0}
+    for spacing, expect in ((3.0, 1.0), (1.0, 3.0), (2.0, 1.5)):
+        off = neighbour_offset(pre, spacing)
+        assert off == pytest.approx(expect)
+        ch = slice_channels(vol, [5], "2.5d", off)
+        np.testing.assert_allclose(ch[0, :, 0, 0], [5 - expect, 5, 5 + expect])
+    assert neighbour_offset({}, 1.0) == 1.0  # bundles from before neighbour_mm: adjacent slices
+    np.testing.assert_allclose(slice_channels(vol, [0], "2.5d", 1.5)[0, :, 0, 0], [0, 0, 1.5])  # edge clamped
+
+
+def test_normalise_by_a_given_window():
+    a = np.array([0.0, 50.0, 100.0, 300.0], np.float32)
+    np.testing.assert_allclose(normalise(a, window=(50.0, 150.0)), [0, 0, 0.5, 1])
 
 
 def test_separable_linear_matches_scipy_affine_transform():

@@ -3,9 +3,9 @@
 :class:`Predictor` is the one place that runs a network on a scan; training's validation and
 ``limbseg segment`` both use it so a model always sees scans exactly as in training:
 
-1. ``canonical_axial`` resamples the scan to the model's in-plane spacing on an axial grid
-   (:mod:`limbseg.data.slices`), ``normalise`` maps intensities to [0, 1] (percentiles);
-2. each axial slice becomes a 3-channel input (``"repeat"`` or ``"2.5d"``), padded to a multiple
+1. :func:`limbseg.data.region.network_volume` resamples the scan (or its ROI crop) to the model's in-plane
+   spacing on an axial grid and maps intensities to [0, 1] by the whole scan's body window;
+2. each axial slice becomes a 3-channel input (``"repeat"`` or ``"2.5d"`` at ``neighbour_mm``), padded to a multiple
    of 32 and run through every model (a fold ensemble is averaged, softmax probabilities);
 3. probabilities are resampled back onto the scan's native grid (same shape and affine).
 
@@ -31,7 +31,7 @@ import torch
 from scipy import ndimage
 from torch import nn
 
-from limbseg.data.slices import canonical_axial, normalise, resample_array, stack_channels, to_native
+from limbseg.data.slices import neighbour_offset, resample_array, stack_channels, to_native
 from limbseg.errors import LimbsegError
 from limbseg.labels import DEFAULT_SCHEME, LabelScheme, nonzero_box
 from limbseg.volume import LabelMap, Volume
@@ -212,13 +212,34 @@ class Predictor:
     def spacing_mm(self) -> float:
         return float(self.preprocessing["spacing_mm"])
 
-    def prepare(self, volume: Volume) -> tuple[np.ndarray, Volume]:
-        """Canonical, normalised inputs: ((K, 3, I', J') float32, canonical float32 Volume)."""
-        canon = canonical_axial(volume, self.spacing_mm, order=1)
+    def prepare(self, volume: Volume, window: tuple[float, float] | None = None) -> tuple[np.ndarray, Volume]:
+        """Canonical, normalised inputs: ((K, 3, I', J') float32, canonical float32 Volume).
+
+        ``window``: the whole scan's intensity window (:func:`limbseg.data.region.body_window`) when
+        ``volume`` is a crop of it; without it, ``volume`` is taken to be the whole scan.
+        """
+        from limbseg.data.region import WINDOW_METHOD, body_window, network_volume
+
         norm = self.preprocessing.get("normalisation", {})
-        arr = normalise(canon.array, float(norm.get("lower", 0.5)), float(norm.get("upper", 99.5)))
-        canon = canon.with_array(arr)
-        return stack_channels(arr, self.preprocessing.get("channels", "2.5d")), canon
+        if window is None and norm.get("method") == WINDOW_METHOD:
+            window = body_window(volume, float(norm.get("lower", 0.5)), float(norm.get("upper", 99.5)))
+        canon = network_volume(volume, self.preprocessing, window)
+        offset = neighbour_offset(self.preprocessing, abs(float(canon.affine[2, 2])))
+        return stack_channels(canon.array, self.preprocessing.get("channels", "2.5d"), offset), canon
+
+    def predict_scan(self, image: Volume, region: Any = None, progress: Progress | None = None, *,
+                     tta: bool = False) -> LabelMap:
+        """Labels of a whole scan, predicted inside its network region (:func:`limbseg.data.region.find_region`,
+        found here when not given) and background elsewhere: what ``limbseg segment``, training's
+        evaluation and the accuracy benchmark all run."""
+        from limbseg.data.region import find_region
+
+        if region is None:
+            region = find_region(image, normalisation=self.preprocessing.get("normalisation"))
+        array = np.zeros(image.shape, dtype=np.uint8)
+        array[region.index] = self.predict(region.crop(image), progress, tta=tta, window=region.window).array
+        meta = {k: v for k, v in image.meta.items() if k != "canonical"}
+        return LabelMap(array, image.affine.copy(), meta, scheme=self.scheme)
 
     @torch.inference_mode()
     def predict_slices(self, inputs: np.ndarray | torch.Tensor, progress: Progress | None = None) -> np.ndarray:
@@ -259,40 +280,42 @@ class Predictor:
             raise ValueError("no slices to predict")
         return out
 
-    def slice_probabilities(self, volume: Volume, progress: Progress | None = None, *,
-                            tta: bool = False) -> tuple[np.ndarray, Volume]:
+    def slice_probabilities(self, volume: Volume, progress: Progress | None = None, *, tta: bool = False,
+                            window: tuple[float, float] | None = None) -> tuple[np.ndarray, Volume]:
         """Probabilities per canonical slice: ((K, C, I', J') float32, canonical Volume).
 
         With ``tta`` the slices are also run mirrored left-right (canonical axis ``i``) and the two
         probability maps averaged (labels carry no side, so the mirror is a valid view).
         """
-        inputs, canon = self.prepare(volume)
+        inputs, canon = self.prepare(volume, window)
         probs = self.predict_slices(inputs, progress)  # (K, C, I, J)
         if tta:
             mirrored = self.predict_slices(np.ascontiguousarray(inputs[:, :, ::-1, :]))
             probs = 0.5 * (probs + mirrored[:, :, ::-1, :])
         return probs, canon
 
-    def canonical_probabilities(self, volume: Volume, progress: Progress | None = None, *,
-                                tta: bool = False) -> tuple[np.ndarray, Volume]:
+    def canonical_probabilities(self, volume: Volume, progress: Progress | None = None, *, tta: bool = False,
+                                window: tuple[float, float] | None = None) -> tuple[np.ndarray, Volume]:
         """Probabilities on the canonical grid: ((C, I', J', K') float32, canonical Volume)."""
-        probs, canon = self.slice_probabilities(volume, progress, tta=tta)
+        probs, canon = self.slice_probabilities(volume, progress, tta=tta, window=window)
         return np.ascontiguousarray(np.transpose(probs, (1, 2, 3, 0))), canon
 
-    def _native_channels(self, volume: Volume, progress: Progress | None, tta: bool) -> Iterator[np.ndarray]:
-        probs, canon = self.canonical_probabilities(volume, progress, tta=tta)
+    def _native_channels(self, volume: Volume, progress: Progress | None, tta: bool,
+                         window: tuple[float, float] | None) -> Iterator[np.ndarray]:
+        probs, canon = self.canonical_probabilities(volume, progress, tta=tta, window=window)
         for c in range(probs.shape[0]):
             yield to_native(probs[c], canon.affine, volume, order=1, cval=1.0 if c == 0 else 0.0)
 
-    def predict_probabilities(self, volume: Volume, progress: Progress | None = None, *,
-                              tta: bool = False) -> np.ndarray:
+    def predict_probabilities(self, volume: Volume, progress: Progress | None = None, *, tta: bool = False,
+                              window: tuple[float, float] | None = None) -> np.ndarray:
         """Class probabilities on the input's native grid: float32 (C, I, J, K); classes by label value."""
-        return np.stack(list(self._native_channels(volume, progress, tta))).astype(np.float32, copy=False)
+        return np.stack(list(self._native_channels(volume, progress, tta, window))).astype(np.float32, copy=False)
 
-    def predict(self, volume: Volume, progress: Progress | None = None, *, tta: bool = False) -> LabelMap:
+    def predict(self, volume: Volume, progress: Progress | None = None, *, tta: bool = False,
+                window: tuple[float, float] | None = None) -> LabelMap:
         """Label map (uint8) on the native grid (same shape and affine): the argmax of the probabilities
-        resampled trilinearly to the native grid (:func:`native_argmax`)."""
-        probs, canon = self.slice_probabilities(volume, progress, tta=tta)
+        resampled trilinearly to the native grid (:func:`native_argmax`). ``window``: see :meth:`prepare`."""
+        probs, canon = self.slice_probabilities(volume, progress, tta=tta, window=window)
         labels = native_argmax(probs, canon.affine, volume)
         meta = {k: v for k, v in volume.meta.items() if k != "canonical"}
         return LabelMap(labels, volume.affine.copy(), meta, scheme=self.scheme)

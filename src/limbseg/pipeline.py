@@ -1,6 +1,7 @@
 """``segment()``: the one place that knows the whole sequence from a scan to all outputs.
 
-read -> automatic ROI (:mod:`limbseg.data.roi`) -> crop (native grid) -> :class:`~limbseg.inference.Predictor`
+read -> network region (:mod:`limbseg.data.region`: automatic ROI, the whole scan's intensity window) -> crop
+(native grid) -> :class:`~limbseg.inference.Predictor`
 (canonical axial slices, optional flip TTA, fold ensemble, back to the native grid) -> post-processing ->
 outputs written into a temporary folder, then moved to ``output_dir`` (nothing partial is left).
 
@@ -19,8 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from limbseg.errors import LimbsegError
 from limbseg.forking import FORK_AVAILABLE, fork_call
@@ -193,7 +192,7 @@ def segment(
         roi_start_mm, roi_end_mm: hand-set limits along RAS z (mm), overriding the automatic ROI.
         progress: optional callable(fraction in [0, 1], message).
     """
-    from limbseg.data.roi import crop_to_roi, find_roi
+    from limbseg.data.region import body_window, find_region
     from limbseg.io import read_image
     from limbseg.io.atomic import atomic_dir
     from limbseg.postprocess import postprocess as clean
@@ -213,7 +212,7 @@ def segment(
     def read_and_find_roi() -> tuple[Volume, Any, float]:
         image = read_image(input, series_uid=series_uid)
         seconds = time.perf_counter() - t0
-        return image, find_roi(image, start_mm=roi_start_mm, end_mm=roi_end_mm), seconds
+        return image, find_region(image, start_mm=roi_start_mm, end_mm=roi_end_mm), seconds
 
     reading = fork_call(read_and_find_roi, "limbseg-read") if READ_PROCESS else None
     loader = ThreadPoolExecutor(max_workers=1)
@@ -221,19 +220,22 @@ def segment(
     loader.shutdown(wait=False)
     report(0.02, "reading")
     try:
-        image, roi, t["read"] = reading.result() if reading is not None else read_and_find_roi()
+        image, region, t["read"] = reading.result() if reading is not None else read_and_find_roi()
     finally:
         if reading is not None:
             reading.cancel()
-    crop, sl = crop_to_roi(image, roi)
+    roi = region.roi
     t["roi"] = time.perf_counter() - t0 - sum(t.values())
     bundle, predictor = loading.result()
     t["load_model"] = time.perf_counter() - t0 - sum(t.values())  # the wait left after reading
+    norm = predictor.preprocessing.get("normalisation", {})
+    percentiles = (float(norm.get("lower", 0.5)), float(norm.get("upper", 99.5)))
+    if percentiles != (0.5, 99.5):  # find_region used the default percentiles
+        region.window = body_window(image, *percentiles)
     report(0.1, "segmenting")
     preload_output_modules()
-    array = np.zeros(image.shape, dtype=np.uint8)
-    array[sl] = predictor.predict(crop, lambda f, m: report(0.1 + 0.7 * f, m), tta=tta).array
-    labels = LabelMap(array, image.affine.copy(), {}, scheme=predictor.scheme)
+    labels = predictor.predict_scan(image, region, lambda f, m: report(0.1 + 0.7 * f, m), tta=tta)
+    labels = LabelMap(labels.array, image.affine.copy(), {}, scheme=predictor.scheme)
     t["inference"] = time.perf_counter() - t0 - sum(t.values())
     if postprocess:
         labels = clean(labels, midline_x=roi.midline_x_mm)

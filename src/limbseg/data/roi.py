@@ -56,8 +56,10 @@ class ROI:
                 "midline_x_mm": self.midline_x_mm, "crotch_z_mm": self.crotch_z_mm, "notes": list(self.notes)}
 
 
-def body_mask(volume: Volume) -> Volume:
-    """Coarse canonical axial body mask (bool (I, J, K); i -> left, j -> posterior, k -> superior)."""
+def coarse_body(volume: Volume) -> tuple[Volume, Volume]:
+    """(coarse image, body mask) on the coarse canonical axial grid (``COARSE_MM``; i -> left,
+    j -> posterior, k -> superior): the scan resampled (float32) and its body (bool (I, J, K)): Otsu
+    threshold of the smoothed image, closed and hole-filled slice by slice."""
     from skimage.filters import threshold_otsu
 
     from limbseg.data.slices import canonical_axial
@@ -65,12 +67,17 @@ def body_mask(volume: Volume) -> Volume:
     canon = canonical_axial(volume, COARSE_MM, order=1, slice_spacing_mm=COARSE_MM)
     smooth = ndimage.gaussian_filter(canon.array.astype(np.float32), sigma=1.0)
     if float(smooth.max()) <= float(smooth.min()):
-        return canon.with_array(np.zeros(canon.shape, bool))
+        return canon, canon.with_array(np.zeros(canon.shape, bool))
     mask = smooth > threshold_otsu(smooth[:: 2, :: 2, :])
     for k in range(mask.shape[2]):
         if mask[:, :, k].any():
             mask[:, :, k] = ndimage.binary_fill_holes(ndimage.binary_closing(mask[:, :, k], iterations=2))
-    return canon.with_array(mask)
+    return canon, canon.with_array(mask)
+
+
+def body_mask(volume: Volume) -> Volume:
+    """Coarse canonical axial body mask (bool (I, J, K); see :func:`coarse_body`)."""
+    return coarse_body(volume)[1]
 
 
 def _slice_profile(mask2d: np.ndarray, x_mm: np.ndarray, min_px: int, touching: bool = True
@@ -124,17 +131,19 @@ def _longest_run(flags: np.ndarray, max_gap: int = 2) -> tuple[int, int] | None:
     return int(starts[best]), int(ends[best])
 
 
-def find_roi(volume: Volume, *, start_mm: float | None = None, end_mm: float | None = None) -> ROI:
+def find_roi(volume: Volume, *, start_mm: float | None = None, end_mm: float | None = None,
+             body: Volume | None = None) -> ROI:
     """Find the lower-limb region of a scan (see the module docstring).
 
     Args:
         volume: the scan, any orientation.
         start_mm, end_mm: optional hand-set limits along RAS z (inferior, superior); either one
             overrides the detected limit.
+        body: the scan's :func:`body_mask`, when already computed.
     Raises:
         LimbsegError: when no two separate legs are seen and no range is given by hand.
     """
-    body = body_mask(volume)
+    body = body_mask(volume) if body is None else body
     mask, aff = body.array, body.affine
     x_mm = aff[0, 0] * np.arange(mask.shape[0])[:, None] + aff[0, 3] + np.zeros(mask.shape[:2])
     z_mm = aff[2, 2] * np.arange(mask.shape[2]) + aff[2, 3]

@@ -143,32 +143,56 @@ def to_native(array: np.ndarray, canonical_affine: np.ndarray, native: Volume, *
     return resample_array(array, canonical_affine, native.affine, native.shape, order=order, cval=cval)
 
 
-def normalise(array: np.ndarray, lower: float = 0.5, upper: float = 99.5) -> np.ndarray:
-    """Robust intensity normalisation to [0, 1] (float32).
+def normalise(array: np.ndarray, lower: float = 0.5, upper: float = 99.5, *,
+              window: tuple[float, float] | None = None) -> np.ndarray:
+    """Intensity normalisation to [0, 1] (float32): ``(a - lo) / (hi - lo)``, clipped.
 
-    The percentiles are taken over the foreground (voxels above 1 % of the maximum), so the amount
-    of air in the field of view does not change the result.
+    With ``window`` (lo, hi) given (:func:`limbseg.data.normalisation.body_window` of the whole scan, the
+    bundles' ``"body-percentile"`` method) those are the limits. Without it (older bundles'
+    ``"percentile"`` method) they are the ``lower``/``upper`` percentiles of the voxels of ``array`` above
+    1 % of its maximum; that depends on what ``array`` holds (a crop, air noise), which is why new bundles
+    use the window.
     """
     a = np.asarray(array, dtype=np.float32)
-    peak = float(a.max()) if a.size else 0.0
-    fg = a[a > 0.01 * peak] if peak > 0 else a.ravel()
-    if fg.size < 100:
-        fg = a.ravel()
-    sample = fg[:: max(1, fg.size // 2_000_000)]
-    lo, hi = np.percentile(sample, [lower, upper])
+    if window is not None:
+        lo, hi = float(window[0]), float(window[1])
+    else:
+        peak = float(a.max()) if a.size else 0.0
+        fg = a[a > 0.01 * peak] if peak > 0 else a.ravel()
+        if fg.size < 100:
+            fg = a.ravel()
+        sample = fg[:: max(1, fg.size // 2_000_000)]
+        lo, hi = (float(v) for v in np.percentile(sample, [lower, upper]))
     if hi <= lo:
         return np.zeros_like(a)
-    return np.clip((a - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    out = a - np.float32(lo)
+    out *= np.float32(1.0 / (hi - lo))
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
-def slice_channels(volume_ijk: np.ndarray, ks: np.ndarray | list[int], mode: ChannelMode = "2.5d") -> np.ndarray:
+def neighbour_offset(preprocessing: dict, slice_spacing_mm: float) -> float:
+    """Distance of the 2.5D neighbour channels in slices of a scan whose slices are ``slice_spacing_mm`` apart.
+
+    Bundles store ``neighbour_mm`` (the distance the network was trained with, e.g. 3 mm); bundles
+    without it were trained with the adjacent slices (offset 1 whatever the spacing).
+    """
+    mm = preprocessing.get("neighbour_mm")
+    if mm is None or slice_spacing_mm <= 0:
+        return 1.0
+    return float(mm) / float(slice_spacing_mm)
+
+
+def slice_channels(volume_ijk: np.ndarray, ks: np.ndarray | list[int], mode: ChannelMode = "2.5d",
+                   offset: float = 1.0) -> np.ndarray:
     """Network inputs for axial slices ``ks`` of a normalised canonical volume.
 
     Args:
-        volume_ijk: float32 array (I, J, K).
+        volume_ijk: float array (I, J, K), float32 or float16 (the training cache).
         ks: slice indices.
-        mode: ``"repeat"``: the slice three times (the study); ``"2.5d"``: slices k-1, k, k+1
-            (edges replicated).
+        mode: ``"repeat"``: the slice three times (the study); ``"2.5d"``: the image at ``k - offset``,
+            ``k``, ``k + offset`` slices, linearly interpolated between slices when ``offset`` is not a
+            whole number (see :func:`neighbour_offset`), edges replicated.
+        offset: neighbour distance in slices (``"2.5d"`` only).
 
     Returns:
         float32 array (len(ks), 3, I, J).
@@ -177,13 +201,23 @@ def slice_channels(volume_ijk: np.ndarray, ks: np.ndarray | list[int], mode: Cha
     n_k = volume_ijk.shape[2]
     if mode == "repeat":
         idx = np.stack([ks, ks, ks], axis=1)
-    elif mode == "2.5d":
-        idx = np.clip(np.stack([ks - 1, ks, ks + 1], axis=1), 0, n_k - 1)
-    else:
+        return np.ascontiguousarray(np.moveaxis(volume_ijk[:, :, idx], (2, 3), (0, 1)), dtype=np.float32)
+    if mode != "2.5d":
         raise ValueError(f"unknown channel mode {mode!r}")
-    return np.ascontiguousarray(np.moveaxis(volume_ijk[:, :, idx], (2, 3), (0, 1)), dtype=np.float32)
+    out = np.empty((len(ks), 3) + volume_ijk.shape[:2], dtype=np.float32)
+    for c, pos in enumerate((ks - offset, ks.astype(float), ks + offset)):
+        pos = np.clip(pos, 0, n_k - 1)
+        k0 = np.floor(pos).astype(int)
+        w = (pos - k0).astype(np.float32)
+        k1 = np.minimum(k0 + 1, n_k - 1)
+        lo = np.moveaxis(volume_ijk[:, :, k0], 2, 0).astype(np.float32)
+        if np.any(w > 0):
+            hi = np.moveaxis(volume_ijk[:, :, k1], 2, 0).astype(np.float32)
+            lo += w[:, None, None] * (hi - lo)
+        out[:, c] = lo
+    return out
 
 
-def stack_channels(volume_ijk: np.ndarray, mode: ChannelMode = "2.5d") -> np.ndarray:
+def stack_channels(volume_ijk: np.ndarray, mode: ChannelMode = "2.5d", offset: float = 1.0) -> np.ndarray:
     """All slices: float32 (K, 3, I, J)."""
-    return slice_channels(volume_ijk, np.arange(volume_ijk.shape[2]), mode)
+    return slice_channels(volume_ijk, np.arange(volume_ijk.shape[2]), mode, offset)

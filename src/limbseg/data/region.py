@@ -1,0 +1,105 @@
+"""What the fine network sees of a scan: the region it runs on and the intensity window, one definition.
+
+``limbseg segment``, training, validation and evaluation all call :func:`find_region` on the whole
+scan and :func:`network_volume` on its crop, so a model is trained on exactly the kind of input it is
+later given (same region, same normalisation, same channels):
+
+* region: the automatic lower-limb ROI (:mod:`limbseg.data.roi`), cropped on the native grid; for
+  training data where no ROI is found (``whole_scan_fallback``), the whole scan;
+* intensity window: the 0.5 and 99.5 percentiles of the scan inside its body mask (the coarse 4 mm grid
+  of the ROI finder: Otsu threshold, holes filled), computed once over the **whole scan**, so neither
+  the crop nor the air (and its noise) around the body moves it (:func:`body_window`);
+* network volume: the crop on its canonical axial grid at the bundle's spacing, normalised by the window
+  to [0, 1]; the 2.5D channels are taken from it at ``neighbour_mm`` (:func:`limbseg.data.slices.slice_channels`).
+
+Bundles whose ``normalisation.method`` is ``"percentile"`` (made before the window existed) are normalised
+as they were trained: percentiles of the crop's voxels above 1 % of its maximum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from limbseg.data import roi as roi_mod
+from limbseg.data.slices import canonical_axial, normalise
+from limbseg.errors import LimbsegError
+from limbseg.volume import Volume
+
+WINDOW_METHOD = "body-percentile"  #: ``normalisation.method`` of bundles normalised by :func:`body_window`
+
+
+@dataclass
+class Region:
+    """Where the network runs on a scan and how its intensities are scaled.
+
+    Attributes:
+        index: native-grid index slices (i, j, k) of the crop in the scan.
+        window: (lo, hi) intensity window of the whole scan (:func:`body_window`).
+        roi: the detected ROI, or None when the whole scan is used.
+    """
+
+    index: tuple[slice, slice, slice]
+    window: tuple[float, float]
+    roi: roi_mod.ROI | None
+
+    def crop(self, volume: Volume) -> Volume:
+        """The sub-volume of ``volume`` (the scan, or labels on its grid) that the network runs on."""
+        lo = [s.start for s in self.index]
+        hi = [s.stop for s in self.index]
+        return volume.crop(lo, hi)
+
+
+def body_window(volume: Volume, lower: float = 0.5, upper: float = 99.5,
+                coarse: tuple[Volume, Volume] | None = None) -> tuple[float, float]:
+    """(lo, hi): the ``lower``/``upper`` percentiles of the scan's intensities inside its body mask.
+
+    Computed on the coarse canonical grid of :func:`limbseg.data.roi.coarse_body` (pass its result as
+    ``coarse`` when already computed). Falls back to all voxels when the body holds fewer than 100.
+    """
+    image, body = coarse if coarse is not None else roi_mod.coarse_body(volume)
+    values = image.array[body.array]
+    if values.size < 100:
+        values = image.array.ravel()
+    lo, hi = np.percentile(values.astype(np.float32), [lower, upper])
+    return float(lo), float(hi)
+
+
+def find_region(volume: Volume, *, start_mm: float | None = None, end_mm: float | None = None,
+                whole_scan_fallback: bool = False, normalisation: dict[str, Any] | None = None) -> Region:
+    """The network's region of ``volume`` (the whole scan) and its intensity window.
+
+    Raises:
+        LimbsegError: no lower limb found (and no fallback), or the region lies outside the scan.
+    """
+    norm = normalisation or {}
+    coarse = roi_mod.coarse_body(volume)
+    window = body_window(volume, float(norm.get("lower", 0.5)), float(norm.get("upper", 99.5)), coarse)
+    try:
+        roi = roi_mod.find_roi(volume, start_mm=start_mm, end_mm=end_mm, body=coarse[1])
+    except LimbsegError:
+        if not whole_scan_fallback:
+            raise
+        whole = tuple(slice(0, n) for n in volume.shape)
+        return Region(whole, window, None)  # type: ignore[arg-type]
+    _, index = roi_mod.crop_to_roi(volume, roi)
+    return Region(index, window, roi)
+
+
+def network_volume(crop: Volume, preprocessing: dict[str, Any], window: tuple[float, float] | None) -> Volume:
+    """The crop on its canonical axial grid at ``preprocessing["spacing_mm"]``, normalised to [0, 1] (float32).
+
+    ``window`` is required for bundles normalised by the body window (:data:`WINDOW_METHOD`); for older
+    bundles (``"percentile"``) it is ignored and the crop's own percentiles are used.
+    """
+    canon = canonical_axial(crop, float(preprocessing["spacing_mm"]), order=1)
+    norm = preprocessing.get("normalisation", {})
+    if norm.get("method") == WINDOW_METHOD:
+        if window is None:
+            raise ValueError("this model normalises by the whole scan's body window: pass window=")
+        arr = normalise(canon.array, window=window)
+    else:
+        arr = normalise(canon.array, float(norm.get("lower", 0.5)), float(norm.get("upper", 99.5)))
+    return canon.with_array(arr)
