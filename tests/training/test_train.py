@@ -121,15 +121,27 @@ def test_subject_level_splits():
         make_splits(cases, 9)
 
 
-def test_prepared_case_is_cropped_to_labels(tiny_dataset):
-    cases, scheme, _ = read_dataset(tiny_dataset)
-    pc = prepare_case(cases[0], spacing_mm=1.875, channels="2.5d", margin_mm=4.0)
-    assert pc.inputs.shape[1] == 3 and pc.inputs.shape[0] == pc.labels.shape[0]
-    assert pc.inputs.shape[2:] == pc.labels.shape[1:] and pc.inputs.dtype == np.float32
-    assert set(np.unique(pc.labels)) == {0, 1, 2, 3, 4}
-    assert 0.0 <= pc.inputs.min() and pc.inputs.max() <= 1.0
-    # the 4 mm margin keeps the crop much smaller than the 40x36 voxel (2 mm) field
-    assert pc.inputs.shape[2] < 40 * 2 / 1.875
+def test_training_input_is_what_segment_feeds_the_network(tiny_dataset):
+    """One path: the training case's slices equal Predictor.prepare on the same region and window."""
+    from limbseg.data.region import find_region
+    from limbseg.inference import Predictor
+    from limbseg.io import read_image
+    from limbseg.training.run import _preprocessing
+
+    cases, _, _ = read_dataset(tiny_dataset)
+    pre = _preprocessing(_opts(neighbour_mm=6.0))
+    pc = prepare_case(cases[0], preprocessing=pre)
+    image = read_image(cases[0].image)
+    region = find_region(image, whole_scan_fallback=True)
+    predictor = Predictor([torch.nn.Identity()], pre, "cpu")
+    inputs, canon = predictor.prepare(region.crop(image), region.window)
+    ks = np.arange(pc.labels.shape[0])
+    assert pc.offset == pytest.approx(1.5)  # 6 mm neighbours on 4 mm slices
+    np.testing.assert_allclose(pc.inputs(ks, "2.5d"), inputs, atol=1e-3)  # float16 cache
+    assert pc.labels.shape == (canon.shape[2], canon.shape[0], canon.shape[1])
+    assert set(np.unique(pc.labels)) == {0, 1, 2, 3, 4} and set(pc.foreground) == {1, 2, 3, 4}
+    for value, pos in pc.foreground.items():
+        assert np.all(pc.labels[tuple(pos.T)] == value)
 
 
 def test_augment_keeps_shapes_and_labels():
@@ -214,8 +226,32 @@ def test_cases_prepared_in_worker_processes_match_serial(tiny_dataset):
     from limbseg.training.run import _map_cases
 
     cases, _, _ = read_dataset(tiny_dataset)
-    prepare = partial(prepare_case, spacing_mm=1.875, channels="2.5d")
+    prepare = partial(prepare_case, preprocessing={"spacing_mm": 1.875, "channels": "2.5d"})
     serial, parallel = _map_cases(prepare, cases, 0), _map_cases(prepare, cases, 2)
     assert [c.case_id for c in parallel] == [c.case_id for c in cases]
     for a, b in zip(serial, parallel, strict=True):
-        assert np.array_equal(a.inputs, b.inputs) and np.array_equal(a.labels, b.labels)
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.labels, b.labels)
+
+
+def test_augment_keeps_image_and_labels_aligned(monkeypatch):
+    """Rotation, scaling and flips move the image and the labels together (intensity changes off)."""
+    import limbseg.training.augment as aug
+
+    monkeypatch.setattr(aug, "P", {**{k: 0.0 for k in aug.P}, "flip": 1.0, "affine": 1.0})
+    y = np.zeros((64, 64), np.uint8)
+    y[10:30, 14:50] = 2  # asymmetric shapes: a wrong flip or rotation direction shows
+    y[40:56, 8:20] = 3
+    x = np.repeat((y / 4.0).astype(np.float32)[None], 3, axis=0)
+    for seed in range(8):
+        xa, ya = augment_slice(x, y, np.random.default_rng(seed))
+        assert (ya == 2).sum() > 400 and not np.array_equal(ya, y)
+        from_image = np.rint(xa[1] * 4).astype(np.uint8)  # the label each image pixel was moved with
+        interior = ndimage_interior(ya)
+        assert np.mean(from_image[interior] == ya[interior]) > 0.99
+
+
+def ndimage_interior(labels: np.ndarray) -> np.ndarray:
+    """Pixels whose 3x3 neighbourhood has one label (interpolation blurs the image at edges)."""
+    from scipy import ndimage
+
+    return ndimage.maximum_filter(labels, 3) == ndimage.minimum_filter(labels, 3)

@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("dataset", help="dataset folder (dataset.json, imagesTr/, labelsTr/)")
     p.add_argument("-o", "--output", required=True, help="run folder")
     p.add_argument("--arch", choices=["unet", "unet2d"], default="unet", help="smp U-Net or plain 2D U-Net")
-    p.add_argument("--encoder", choices=["resnet34", "resnet50", "vgg19", "mobilenet_v2"], default="resnet34")
+    p.add_argument("--encoder", choices=["resnet34", "resnet18", "resnet50", "vgg19", "mobilenet_v2"], default="resnet34")
     p.add_argument("--encoder-weights", default="none",
                    help="none | imagenet (local Hugging Face cache only) | PATH to .safetensors/.pth")
     p.add_argument("--decoder-channels", default=None, metavar="W1,W2,W3,W4,W5",
@@ -26,7 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--lr-schedule", choices=["study", "cosine"], default="study",
                    help="study: linear decay by 1e-6 per epoch; cosine: to 1%% of --lr at the last epoch")
     p.add_argument("--val-slice-stride", type=int, default=1, help="validate on every n-th slice (CPU budgets)")
-    p.add_argument("--loss", choices=["dicefocal", "dice", "ce"], default="dicefocal")
+    p.add_argument("--loss", choices=["dicece", "dicefocal", "dice", "ce"], default="dicece",
+                   help="dicece: cross-entropy + batch Dice on the bones (default); dicefocal: the study's")
+    p.add_argument("--foreground-fraction", type=float, default=1 / 3,
+                   help="share of tiles centred near a voxel of a random bone present in the case")
+    p.add_argument("--neighbour-mm", type=float, default=3.0,
+                   help="distance of the 2.5D neighbour slices in mm (stored in the bundle)")
     p.add_argument("--patience", type=int, default=20, help="early stopping on validation loss")
     p.add_argument("--folds", default=None, help="K (k-fold) or 'loo' (leave one subject out)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="validation subjects when --folds is not given")
@@ -60,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         image_size=args.image_size, spacing_mm=args.spacing, channels=args.channels, augment=not args.no_augment,
         init_from=args.init_from, device=args.device, seed=args.seed, resume=args.resume,
         max_slices_per_epoch=args.max_slices_per_epoch, num_workers=args.workers, half_bundle=args.half,
-        time_limit_min=args.time_limit,
+        time_limit_min=args.time_limit, foreground_fraction=args.foreground_fraction,
+        neighbour_mm=args.neighbour_mm,
     )
     result = train(args.dataset, args.output, options)
     if not result.summary:  # a torchrun worker other than rank 0: rank 0 reports

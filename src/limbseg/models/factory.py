@@ -23,7 +23,7 @@ from torch import nn
 from limbseg.errors import LimbsegError
 
 #: The study's four encoders (smp names).
-ENCODERS = ("resnet34", "resnet50", "vgg19", "mobilenet_v2")
+ENCODERS = ("resnet34", "resnet18", "resnet50", "vgg19", "mobilenet_v2")
 ARCHS = ("unet", "unet2d")
 DEFAULT_DECODER = [256, 128, 64, 32, 16]
 DEFAULT_UNET2D_FEATURES = [32, 32, 64, 128, 256, 32]

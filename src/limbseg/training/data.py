@@ -1,23 +1,23 @@
-"""Training data: read an nnU-Net-layout dataset, prepare cases as slices, sample tiles.
+"""Training data: read an nnU-Net-layout dataset, prepare cases as the network sees them, sample tiles.
 
-Each case is resampled with :func:`limbseg.data.slices.canonical_axial` to the model's in-plane
-spacing (images trilinear, labels nearest), normalised by percentiles and stacked into 3-channel
-slices exactly as :class:`limbseg.inference.Predictor` does, then cropped to the labelled limbs'
-bounding box plus a margin (in-plane and along the slices). Training samples random
-``tile x tile`` crops inside that box (zero-padded when the box is smaller).
+Each case goes through the same functions as ``limbseg segment`` (:mod:`limbseg.data.region`): the
+network region of the whole scan (the automatic ROI), its canonical axial grid at the model's spacing
+(images trilinear, labels nearest), the whole scan's body intensity window, and 2.5D channels at the
+bundle's ``neighbour_mm``. Training samples ``tile x tile`` crops from every slice of that region (bone or
+not), a third of them centred near a voxel of a randomly chosen class present in the case.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from limbseg.data.slices import canonical_axial, normalise, stack_channels
+from limbseg.data.slices import slice_channels
 from limbseg.errors import LimbsegError
 from limbseg.labels import LabelScheme
 
@@ -34,14 +34,22 @@ class Case:
 
 @dataclass
 class PreparedCase:
-    """A case as network inputs, cropped to the labelled box.
+    """A case as the network sees it (its network region on the canonical grid, see :func:`prepare_case`).
 
-    ``inputs``: float32 (K, 3, H, W) in [0, 1]; ``labels``: uint8 (K, H, W) label values.
+    ``image``: float16 (I, J, K) normalised to [0, 1] (a compact cache: the 2.5D channels are taken from
+    it per slice); ``labels``: uint8 (K, I, J) label values; ``offset``: 2.5D neighbour distance in slices;
+    ``foreground``: per label value present, (k, i, j) voxel positions (int32 (N, 3)) to centre tiles on.
     """
 
     case_id: str
-    inputs: np.ndarray
+    image: np.ndarray
     labels: np.ndarray
+    offset: float = 1.0
+    foreground: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def inputs(self, ks: np.ndarray | list[int], channels: str) -> np.ndarray:
+        """Network inputs of slices ``ks``: float32 (len(ks), 3, I, J)."""
+        return slice_channels(self.image, ks, channels, self.offset)  # type: ignore[arg-type]
 
 
 def read_dataset(dataset_dir: str | Path) -> tuple[list[Case], LabelScheme, dict[str, Any]]:
@@ -74,8 +82,15 @@ def read_dataset(dataset_dir: str | Path) -> tuple[list[Case], LabelScheme, dict
     return cases, scheme, meta
 
 
-def load_canonical(case: Case, spacing_mm: float):
-    """(image, labels) of a case on its canonical axial grid (Volumes), with grid checks."""
+def prepare_case(case: Case, *, preprocessing: dict[str, Any], fg_per_class: int = 20_000) -> PreparedCase:
+    """One case as the network sees it in ``limbseg segment`` (:mod:`limbseg.data.region`): the whole
+    scan's network region (the automatic ROI; the whole scan when none is found), on the canonical
+    grid, normalised by the whole scan's body window; labels cropped and resampled the same way.
+
+    ``fg_per_class``: at most this many voxel positions kept per class for foreground sampling.
+    """
+    from limbseg.data.region import find_region, network_volume
+    from limbseg.data.slices import canonical_axial, neighbour_offset
     from limbseg.io import read_image
 
     img, lab = read_image(case.image), read_image(case.label)
@@ -83,52 +98,75 @@ def load_canonical(case: Case, spacing_mm: float):
         raise LimbsegError(f"labels do not share the image's grid (shape {lab.shape} vs {img.shape})", case.label)
     if not np.issubdtype(lab.array.dtype, np.integer):
         lab = lab.with_array(np.rint(lab.array).astype(np.uint8))
-    return canonical_axial(img, spacing_mm, order=1), canonical_axial(lab, spacing_mm, order=0)
+    region = find_region(img, whole_scan_fallback=True, normalisation=preprocessing.get("normalisation"))
+    net = network_volume(region.crop(img), preprocessing, region.window)
+    labels = canonical_axial(region.crop(lab), float(preprocessing["spacing_mm"]), order=0)
+    labels_kij = np.ascontiguousarray(np.moveaxis(labels.array.astype(np.uint8), 2, 0))
+    offset = neighbour_offset(preprocessing, abs(float(net.affine[2, 2])))
+    return PreparedCase(case.case_id, net.array.astype(np.float16), labels_kij, offset,
+                        foreground_positions(labels_kij, fg_per_class, seed=len(case.case_id)))
 
 
-def prepare_case(case: Case, *, spacing_mm: float, channels: str, margin_mm: float = 20.0,
-                 normalisation: dict[str, Any] | None = None) -> PreparedCase:
-    """Load, resample, normalise, stack and crop one case (see the module docstring)."""
-    img, lab = load_canonical(case, spacing_mm)
-    norm = normalisation or {}
-    arr = normalise(img.array, float(norm.get("lower", 0.5)), float(norm.get("upper", 99.5)))
-    inputs = stack_channels(arr, channels)  # (K, 3, I, J)
-    labels = np.moveaxis(lab.array.astype(np.uint8), 2, 0)  # (K, I, J)
-    fg = np.nonzero(labels)
-    if fg[0].size:
-        dz = abs(float(img.affine[2, 2])) or 1.0
-        margins = (int(np.ceil(margin_mm / dz)), int(np.ceil(margin_mm / spacing_mm)),
-                   int(np.ceil(margin_mm / spacing_mm)))
-        box = tuple(slice(max(int(c.min()) - m, 0), int(c.max()) + m + 1) for c, m in zip(fg, margins, strict=True))
-        inputs, labels = inputs[(box[0], slice(None), box[1], box[2])], labels[box]
-    return PreparedCase(case.case_id, np.ascontiguousarray(inputs), np.ascontiguousarray(labels))
+def foreground_positions(labels_kij: np.ndarray, per_class: int, seed: int = 0) -> dict[int, np.ndarray]:
+    """Per label value present: up to ``per_class`` (k, i, j) positions of its voxels (int32 (N, 3))."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for value in np.unique(labels_kij):
+        if value == 0:
+            continue
+        pos = np.argwhere(labels_kij == value).astype(np.int32)
+        if len(pos) > per_class:
+            pos = pos[np.sort(rng.choice(len(pos), per_class, replace=False))]
+        out[int(value)] = pos
+    return out
 
 
-def random_tile(inputs: np.ndarray, labels: np.ndarray, tile: int, rng: np.random.Generator
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """A random ``tile x tile`` crop of one slice: inputs (3, H, W), labels (H, W); zero-padded if smaller."""
+def tile_at(inputs: np.ndarray, labels: np.ndarray, tile: int, corner: tuple[int, int]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``tile x tile`` crop of one slice whose top-left corner is ``corner`` (may lie outside the
+    slice: what falls outside is zero, as the zero padding of ``segment``). inputs (3, H, W), labels (H, W)."""
     _, h, w = inputs.shape
-    ph, pw = max(tile - h, 0), max(tile - w, 0)
-    if ph or pw:
-        top, left = int(rng.integers(0, ph + 1)), int(rng.integers(0, pw + 1))
-        inputs = np.pad(inputs, ((0, 0), (top, ph - top), (left, pw - left)))
-        labels = np.pad(labels, ((top, ph - top), (left, pw - left)))
-        h, w = labels.shape
-    y0, x0 = int(rng.integers(0, h - tile + 1)), int(rng.integers(0, w - tile + 1))
-    return inputs[:, y0:y0 + tile, x0:x0 + tile], labels[y0:y0 + tile, x0:x0 + tile]
+    y0, x0 = corner
+    out_x = np.zeros((inputs.shape[0], tile, tile), np.float32)
+    out_y = np.zeros((tile, tile), labels.dtype)
+    sy, sx = slice(max(y0, 0), min(y0 + tile, h)), slice(max(x0, 0), min(x0 + tile, w))
+    if sy.stop > sy.start and sx.stop > sx.start:
+        dy, dx = slice(sy.start - y0, sy.stop - y0), slice(sx.start - x0, sx.stop - x0)
+        out_x[:, dy, dx] = inputs[:, sy, sx]
+        out_y[dy, dx] = labels[sy, sx]
+    return out_x, out_y
+
+
+def random_corner(shape: tuple[int, int], tile: int, rng: np.random.Generator,
+                  centre: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Top-left corner of a tile: uniform over the slice (the tile inside it where it fits, else the slice
+    inside the tile), or around ``centre`` (jittered by up to a quarter tile, so the voxel is not always
+    in the middle)."""
+    if centre is not None:
+        jitter = rng.integers(-(tile // 4), tile // 4 + 1, size=2)
+        return int(centre[0] - tile // 2 + jitter[0]), int(centre[1] - tile // 2 + jitter[1])
+    corner = []
+    for n in shape:
+        lo, hi = (0, n - tile) if n >= tile else (n - tile, 0)
+        corner.append(int(rng.integers(lo, hi + 1)))
+    return corner[0], corner[1]
 
 
 class TileDataset(torch.utils.data.Dataset):
-    """Random tiles from the training slices; deterministic given (seed, epoch, index).
+    """Random tiles from the training cases' network regions; deterministic given (seed, epoch, index).
 
+    An epoch has one item per slice of every case (or ``max_slices`` of them, a seeded subset). An item
+    is, with probability ``foreground_fraction``, a tile centred near a voxel of a class drawn uniformly
+    from those present in the case (so small bones are seen often, nnU-Net's oversampling), otherwise a
+    tile at a uniform position in its slice (slices without bone included, as ``segment`` sees them).
     Items: (float32 tensor (3, T, T), int64 tensor (1, T, T) of class indices = label values).
     """
 
     def __init__(self, cases: list[PreparedCase], tile: int, *, augment: bool, channels: str,
-                 seed: int = 0, max_slices: int | None = None) -> None:
+                 seed: int = 0, max_slices: int | None = None, foreground_fraction: float = 1 / 3) -> None:
         self.cases, self.tile, self.augment, self.channels = cases, tile, augment, channels
-        self.seed, self.epoch = seed, 0
-        self.all_items = [(c, k) for c, case in enumerate(cases) for k in range(case.inputs.shape[0])]
+        self.seed, self.epoch, self.foreground_fraction = seed, 0, float(foreground_fraction)
+        self.all_items = [(c, k) for c, case in enumerate(cases) for k in range(case.labels.shape[0])]
         if not self.all_items:
             raise LimbsegError("no training slices (all training cases are empty)")
         self.max_slices = max_slices
@@ -147,11 +185,23 @@ class TileDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The un-augmented tile of item ``index``: inputs (3, T, T) float32, labels (T, T)."""
         c, k = self.items[index]
-        rng = np.random.default_rng((self.seed, self.epoch, index))
         case = self.cases[c]
-        x, y = random_tile(case.inputs[k], case.labels[k], self.tile, rng)
+        centre = None
+        if case.foreground and rng.random() < self.foreground_fraction:
+            values = sorted(case.foreground)
+            pos = case.foreground[values[int(rng.integers(len(values)))]]
+            k, i, j = (int(v) for v in pos[int(rng.integers(len(pos)))])
+            centre = (i, j)
+        x = slice_channels(case.image, [k], self.channels, case.offset)[0]  # type: ignore[arg-type]
+        corner = random_corner(case.labels.shape[1:], self.tile, rng, centre)
+        return tile_at(x, case.labels[k], self.tile, corner)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        x, y = self.sample(index, rng)
         if self.augment:
             from limbseg.training.augment import augment_slice
 

@@ -1,12 +1,12 @@
 """Train one fold: loss, optimiser, validation, early stopping, checkpoints, resume.
 
-The recipe (DESIGN.md section 1): Adam, learning rate decaying linearly by
-``lr_decay_per_epoch`` (1e-6) each epoch (or cosine), Dice + focal loss, early stopping when the
+The recipe: Adam, learning rate decaying linearly by ``lr_decay_per_epoch`` (1e-6) each epoch (the
+study's) or cosine, cross-entropy + batch Dice on the foreground classes (:func:`make_loss`), early stopping when the
 validation loss has not improved for ``patience`` epochs, best weights by validation mean DSC.
 With ``time_limit_min`` a fold also ends before an epoch that would overrun that many minutes, and the
 cosine schedule follows the fraction of the time used (so a time-bounded run still anneals).
 ``FOLD_DIR/checkpoint.pt`` (weights, optimiser, epoch, RNG, history, best weights;
-tensors and plain types only, read back with ``weights_only=True``) is written atomically every
+mixed-precision scaler; tensors and plain types only, read back with ``weights_only=True``) is written atomically every
 epoch, and ``FOLD_DIR/history.csv`` gets one row per epoch.
 """
 
@@ -48,15 +48,25 @@ class FoldResult:
 
 
 def make_loss(name: str, num_classes: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Loss on logits (B, C, H, W) and integer targets (B, 1, H, W)."""
+    """Loss on logits (B, C, H, W) and integer targets (B, 1, H, W).
+
+    ``"dicece"`` (the default; nnU-Net's recipe): cross-entropy + soft Dice over the **whole batch** on the
+    **foreground classes** only, so a tile without pelvis does not reward predicting no pelvis.
+    ``"dicefocal"``: the study's Dice + focal loss as MONAI computes it by default, kept for comparison: Dice
+    per tile and class with background included, and a focal term on per-class sigmoids (MONAI's
+    ``DiceFocalLoss`` does not pass ``softmax`` on to its focal half). ``"dice"``, ``"ce"``: one term only
+    (Dice as in ``"dicece"``).
+    """
     if name == "ce":
         ce = nn.CrossEntropyLoss()
         return lambda logits, target: ce(logits, target[:, 0])
-    from monai.losses import DiceFocalLoss, DiceLoss
+    from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss
 
     if name == "dice":
-        return DiceLoss(to_onehot_y=True, softmax=True)
-    return DiceFocalLoss(to_onehot_y=True, softmax=True)
+        return DiceLoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
+    if name == "dicefocal":
+        return DiceFocalLoss(to_onehot_y=True, softmax=True)
+    return DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
 
 
 def lr_factor(options: TrainOptions, epoch: int, elapsed_s: float = 0.0) -> float:
@@ -91,29 +101,31 @@ def _dice_counts(pred: np.ndarray, ref: np.ndarray, values: list[int]) -> np.nda
 
 @torch.no_grad()
 def validate(model: nn.Module, cases: list[PreparedCase], loss_fn, values: list[int], device: torch.device,
-             batch_size: int, stride: int = 1) -> dict[str, Any]:
-    """Validation loss (mean over slices) and DSC per case (whole cropped slices, padded to 32).
+             batch_size: int, stride: int = 1, channels: str = "2.5d") -> dict[str, Any]:
+    """Validation loss (mean over slices) and DSC per case, on whole slices of each case's network region
+    (what ``segment`` runs the network on), padded to multiples of 32.
 
-    ``stride`` > 1 validates on every n-th slice only.
+    ``stride`` > 1 validates on every n-th slice only (their 2.5D neighbours still come from the full volume).
     """
     model.eval()
-    losses, per_case = [], []
-    if stride > 1:
-        cases = [PreparedCase(c.case_id, c.inputs[::stride], c.labels[::stride]) for c in cases]
+    losses, per_case, n = [], [], 0
     for case in cases:
         counts = np.zeros((len(values), 3))
-        for s in range(0, case.inputs.shape[0], batch_size):
-            x, (h, w) = pad_to_multiple(torch.from_numpy(case.inputs[s:s + batch_size]).to(device))
-            y, _ = pad_to_multiple(torch.from_numpy(case.labels[s:s + batch_size].astype(np.int64))[:, None].to(device))
+        ks = np.arange(0, case.labels.shape[0], stride)
+        n += len(ks)
+        for s in range(0, len(ks), batch_size):
+            batch_ks = ks[s:s + batch_size]
+            x, (h, w) = pad_to_multiple(torch.from_numpy(case.inputs(batch_ks, channels)).to(device))
+            ref = case.labels[batch_ks]
+            y, _ = pad_to_multiple(torch.from_numpy(ref.astype(np.int64))[:, None].to(device))
             with torch.autocast("cuda", enabled=device.type == "cuda"):
                 logits = model(x).float()
             losses.append(float(loss_fn(logits, y)) * x.shape[0])
             pred = logits.argmax(1)[:, :h, :w].cpu().numpy()
-            counts += _dice_counts(pred, case.labels[s:s + batch_size], values)
+            counts += _dice_counts(pred, ref, values)
         inter, sp, sr = counts.T
         dsc = np.where(sp + sr > 0, 2 * inter / np.maximum(sp + sr, 1), np.nan)
         per_case.append(dsc)
-    n = sum(c.inputs.shape[0] for c in cases)
     dsc = np.nanmean(np.array(per_case), axis=0) if per_case else np.full(len(values), np.nan)
     case_means = [float(np.nanmean(d)) for d in per_case if np.isfinite(d).any()]
     return {"val_loss": sum(losses) / max(n, 1), "val_dsc": float(np.mean(case_means)) if case_means else 0.0,
@@ -162,7 +174,8 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     loss_fn = make_loss(options.loss, num_classes)
     data = TileDataset(train_cases, options.image_size, augment=options.augment, channels=options.channels,
-                       seed=options.seed + 1000 * fold, max_slices=options.max_slices_per_epoch)
+                       seed=options.seed + 1000 * fold, max_slices=options.max_slices_per_epoch,
+                       foreground_fraction=options.foreground_fraction)
     state = {"epoch": 0, "best_dsc": -1.0, "best_epoch": -1, "best_loss": float("inf"), "bad_epochs": 0,
              "history": [], "finished": False}
     best_state = _cpu_state(model)
@@ -170,6 +183,8 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
         ckpt = _load_checkpoint(ckpt_path)
         model.load_state_dict(ckpt["model"])
         optimiser.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
         torch.set_rng_state(ckpt["torch_rng"])
         best_state = ckpt["best_state"]
         state = {k: ckpt[k] for k in state}
@@ -210,7 +225,7 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
             bar.set_postfix(loss=f"{total / seen:.4f}")
         bar.close()
         val = validate(model, val_cases, loss_fn, values, device, options.batch_size,
-                       options.val_slice_stride) if world.is_main else None
+                       options.val_slice_stride, options.channels) if world.is_main else None
         val = distributed.broadcast(val, world)
         total, seen = distributed.sum_over_ranks([total, seen], world, device)  # the loss over every rank's tiles
         row = {"fold": fold, "epoch": epoch + 1, "lr": lr, "train_loss": total / max(seen, 1),
@@ -230,7 +245,7 @@ def train_fold(model: nn.Module, fold: int, fold_dir: Path, train_cases: list[Pr
         # early stop (more epochs may resume), or no time for another epoch (rank 0 decides for all)
         no_time = distributed.broadcast(out_of_time(options, now - start, now - epoch_start), world)
         state["finished"] = state["bad_epochs"] >= options.patience or no_time
-        _save_checkpoint(ckpt_path, model, optimiser, best_state, state)
+        _save_checkpoint(ckpt_path, model, optimiser, best_state, state, scaler)
         _write_history(state["history"], fold_dir / "history.csv")
         if progress and world.is_main:
             progress((epoch + 1) / options.epochs, f"fold {fold} epoch {epoch + 1}", row)
@@ -256,8 +271,9 @@ def completed_fold(fold: int, fold_dir: Path, options: TrainOptions) -> FoldResu
                       float(history[-1]["time_s"]) if history else 0.0)
 
 
-def _save_checkpoint(path: Path, model, optimiser, best_state, state: dict[str, Any]) -> None:
+def _save_checkpoint(path: Path, model, optimiser, best_state, state: dict[str, Any], scaler=None) -> None:
     payload = {"model": _cpu_state(model), "optimizer": optimiser.state_dict(),
+               "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else {},
                "torch_rng": torch.get_rng_state(), "best_state": best_state, **state}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)

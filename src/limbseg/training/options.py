@@ -14,7 +14,7 @@ from typing import Any
 
 from limbseg.errors import LimbsegError
 
-LOSSES = ("dicefocal", "dice", "ce")
+LOSSES = ("dicece", "dicefocal", "dice", "ce")
 
 
 @dataclass
@@ -23,7 +23,10 @@ class TrainOptions:
 
     Units: ``spacing_mm`` in mm; ``image_size`` in pixels (the square network input tile used
     for training crops, a multiple of 32; ``image_size * spacing_mm`` mm of field);
-    ``margin_mm`` around the labelled limbs' bounding box from which crops are drawn.
+    ``neighbour_mm``: distance of the 2.5D neighbour channels (mm along the slice axis; stored in the bundle).
+    ``foreground_fraction``: share of training tiles centred near a voxel of a class present in the case.
+    ``loss``: ``"dicece"`` (cross-entropy + batch Dice on the foreground), or see
+    :func:`limbseg.training.loop.make_loss`.
     ``lr_schedule``: ``"study"`` (linear decay by ``lr_decay_per_epoch`` per epoch) or ``"cosine"``
     (to 1 % of ``lr`` at ``epochs``, or at ``time_limit_min`` when that comes first; better for short runs
     at a higher rate).
@@ -44,14 +47,15 @@ class TrainOptions:
     lr: float = 1e-4
     lr_decay_per_epoch: float = 1e-6
     lr_schedule: str = "study"
-    loss: str = "dicefocal"
+    loss: str = "dicece"
     patience: int = 20
     folds: int | str | None = None
     val_fraction: float = 0.2
     image_size: int = 160
     spacing_mm: float = 1.875
     channels: str = "2.5d"
-    margin_mm: float = 20.0
+    neighbour_mm: float = 3.0
+    foreground_fraction: float = 1 / 3
     augment: bool = True
     init_from: str | None = None
     device: str = "auto"
@@ -84,6 +88,10 @@ class TrainOptions:
             raise LimbsegError("--epochs and --batch-size must be at least 1")
         if not 0 < self.val_fraction < 1:
             raise LimbsegError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        if not 0 <= self.foreground_fraction <= 1:
+            raise LimbsegError(f"--foreground-fraction must be between 0 and 1, got {self.foreground_fraction}")
+        if self.neighbour_mm <= 0:
+            raise LimbsegError(f"--neighbour-mm must be positive, got {self.neighbour_mm}")
         if self.lr <= 0 or self.spacing_mm <= 0:
             raise LimbsegError("--lr and --spacing must be positive")
         if self.folds is not None and self.folds != "loo" and (not isinstance(self.folds, int) or self.folds < 2):

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from limbseg.errors import LimbsegError
@@ -49,9 +48,14 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _preprocessing(options: TrainOptions) -> dict[str, Any]:
-    return {"spacing_mm": options.spacing_mm, "tile": [options.image_size, options.image_size],
-            "channels": options.channels, "normalisation": {"method": "percentile", "lower": 0.5, "upper": 99.5}}
+def _preprocessing(options: TrainOptions, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The bundle's ``preprocessing``: spacing and channels from ``base`` (a bundle being fine-tuned, whose
+    network is built for them) or the options; tile, 2.5D distance and normalisation always this run's."""
+    from limbseg.data.region import WINDOW_METHOD
+
+    pre = {"spacing_mm": options.spacing_mm, "channels": options.channels, **(base or {})}
+    return {**pre, "tile": [options.image_size, options.image_size], "neighbour_mm": options.neighbour_mm,
+            "normalisation": {"method": WINDOW_METHOD, "lower": 0.5, "upper": 99.5}}
 
 
 def _initial_state(options: TrainOptions, scheme: LabelScheme):
@@ -67,8 +71,8 @@ def _initial_state(options: TrainOptions, scheme: LabelScheme):
     if bundle.scheme.to_dataset_labels() != scheme.to_dataset_labels():
         raise LimbsegError(f"the model's labels {bundle.scheme.to_dataset_labels()} differ from the dataset's "
                            f"{scheme.to_dataset_labels()}", options.init_from)
-    pre = {**bundle.preprocessing, "tile": [options.image_size, options.image_size]}
-    return bundle.architecture, pre, bundle.state_dicts[0]
+    base = {k: bundle.preprocessing[k] for k in ("spacing_mm", "channels") if k in bundle.preprocessing}
+    return bundle.architecture, _preprocessing(options, base), bundle.state_dicts[0]
 
 
 def _build(arch: dict[str, Any], init_state, options: TrainOptions) -> torch.nn.Module:
@@ -110,7 +114,10 @@ def _config(arch, pre, scheme, options, dataset_dir, metrics, time_s, device, fo
 
 
 def _evaluate_fold(model, pre, scheme, val_cases: list[Case], fold: int, device) -> list[dict[str, Any]]:
-    """Volume-level metrics of the fold's validation cases, predicted on their native grids."""
+    """Volume-level metrics of the fold's validation cases: each whole scan predicted on its native grid
+    through ``segment``'s path (:meth:`limbseg.inference.Predictor.predict_scan`: network region, window),
+    never on a crop chosen by the truth."""
+    from limbseg.data.region import find_region
     from limbseg.evaluation import evaluate_pair
     from limbseg.inference import Predictor
     from limbseg.io import read_image
@@ -120,24 +127,10 @@ def _evaluate_fold(model, pre, scheme, val_cases: list[Case], fold: int, device)
     rows = []
     for case in val_cases:
         image, ref = read_image(case.image), LabelMap.from_volume(read_image(case.label), scheme)
-        lo, hi = _label_box(ref, margin_mm=30.0)
-        pred = ref.with_array(np.zeros(ref.shape, np.uint8))
-        pred.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = predictor.predict(image.crop(lo, hi)).array
+        region = find_region(image, whole_scan_fallback=True, normalisation=pre.get("normalisation"))
+        pred = predictor.predict_scan(image, region)
         rows += [{"fold": fold, **r} for r in evaluate_pair(pred, ref, case=case.case_id)]
     return rows
-
-
-def _label_box(labels, margin_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Index box (lo, hi) of the labelled voxels plus ``margin_mm`` (the whole grid when empty).
-
-    Validation predicts only there, as ``limbseg segment`` predicts only inside its ROI.
-    """
-    nz = np.argwhere(labels.array)
-    if nz.size == 0:
-        return np.zeros(3, int), np.array(labels.shape)
-    margin = np.ceil(margin_mm / np.asarray(labels.spacing)).astype(int)
-    shape = np.array(labels.shape)
-    return np.clip(nz.min(axis=0) - margin, 0, shape), np.clip(nz.max(axis=0) + margin + 1, 0, shape)
 
 
 def _map_cases(func: Callable[[Case], Any], cases: list[Case], workers: int) -> list[Any]:
@@ -177,14 +170,12 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
     arch, pre, init_state = _initial_state(options, scheme)
     by_id = {c.case_id: c for c in cases}
     prepared: dict[Any, Any] = case_cache if case_cache is not None else {}
-    recipe = (str(Path(dataset_dir).resolve()), pre["spacing_mm"], pre["channels"], options.margin_mm,
-              json.dumps(pre.get("normalisation"), sort_keys=True))
+    recipe = (str(Path(dataset_dir).resolve()), json.dumps(pre, sort_keys=True))
 
     def prepared_cases(ids: list[str]) -> list[Any]:
         """Cases as network inputs, prepared once and only when a fold still needs training."""
         missing = [cid for cid in ids if (cid, recipe) not in prepared]
-        prepare = functools.partial(prepare_case, spacing_mm=pre["spacing_mm"], channels=pre["channels"],
-                                    margin_mm=options.margin_mm, normalisation=pre.get("normalisation"))
+        prepare = functools.partial(prepare_case, preprocessing=pre)
         for cid, case in zip(missing, _map_cases(prepare, [by_id[c] for c in missing], options.num_workers),
                              strict=True):
             prepared[(cid, recipe)] = case
