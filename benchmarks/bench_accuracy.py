@@ -65,14 +65,14 @@ def table(results: dict[str, tuple[dict, list[float], list[dict]]]) -> str:
 
 def by_age(results: dict[str, tuple[dict, list[float], list[dict]]], age_of: dict[str, float]) -> str:
     """Markdown: mean DSC per bone of all cohorts' subjects aged 5-8 and 9-16."""
-    lines = ["| ages | n | tibia | femur | fibula | pelvis | mean DSC |", "|---|---|---|---|---|---|---|"]
-    rows = [r for _, _, rs in results.values() for r in rs]
+    lines = ["| ages | scans | tibia | femur | fibula | pelvis | mean DSC |", "|---|---|---|---|---|---|---|"]
+    rows = [{**r, "scan": (name, r["case"])} for name, (_, _, rs) in results.items() for r in rs]
     for label, keep in (("5-8", lambda a: a < 9), ("9-16", lambda a: a >= 9)):
         sel = [r for r in rows if r["case"] in age_of and keep(age_of[r["case"]])]
         if not sel:
             continue
         per_bone = [statistics.fmean(float(r["dice"]) for r in sel if r["structure"] == b) for b in STRUCTURES[:4]]
-        n = len({r["case"] for r in sel})
+        n = len({r["scan"] for r in sel})
         lines.append(f"| {label} | {n} | " + " | ".join(f"{v:.3f}" for v in per_bone)
                      + f" | {statistics.fmean(per_bone):.3f} |")
     return "\n".join(lines)

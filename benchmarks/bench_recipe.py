@@ -78,7 +78,8 @@ def main() -> None:
         print(lines[-1], flush=True)
     command = "python " + " ".join(shlex.quote(a) for a in [f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
     body = (f"Command: `{command}`  \nDate: {date.today().isoformat()}  \nMachine: {machine()}  \n"
-            f"Budget: {args.epochs} epochs x {args.tiles} tiles of 64 px for every variant.\n\n" + "\n".join(lines))
+            f"Budget for every variant: {args.epochs} epochs of one 64-px tile per training slice (6 phantoms x 20"
+            f" slices = 120 tiles, at most --tiles {args.tiles}), batch 8.\n\n" + "\n".join(lines))
     doc = ROOT / "docs" / "experiments.md"
     text = doc.read_text(encoding="utf-8")
     block = f"{BEGIN}\n{body}\n{END}"

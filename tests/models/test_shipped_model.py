@@ -24,9 +24,10 @@ def test_shipped_model_card_is_complete(bundle):
     assert (default_bundle_path() / "weights.safetensors").stat().st_size < 60 * 1024**2
 
 
-#: DSC floors on the fixed subject, about 0.05 below what the shipped model scores (docs/model-card.md):
+#: DSC floors on the fixed subject, about 0.05 below what the shipped model scores (0.931, 0.907, 0.751, 0.814;
+#: the model shipped before it scored 0.850, 0.827, 0.706, 0.564 and fails here):
 #: a model that is retrained and ships worse, or a preprocessing change that breaks it, fails here.
-FLOORS = {"tibia": 0.88, "femur": 0.88, "fibula": 0.75, "pelvis": 0.80}
+FLOORS = {"tibia": 0.88, "femur": 0.85, "fibula": 0.70, "pelvis": 0.76}
 
 
 @pytest.mark.slow

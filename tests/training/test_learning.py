@@ -24,7 +24,7 @@ from limbseg.training.run import train
 def tiny_options(**kw) -> TrainOptions:
     """A fixed number of steps (not a time limit), so the result does not depend on the machine's speed."""
     base = {"arch": "unet", "encoder": "mobilenet_v2", "decoder_channels": [16, 16, 16, 16, 16],
-            "image_size": 64, "batch_size": 8, "lr": 3e-3, "lr_schedule": "cosine", "epochs": 8,
+            "image_size": 64, "batch_size": 8, "lr": 3e-3, "lr_schedule": "cosine", "epochs": 16,
             "patience": 1000, "max_slices_per_epoch": 256, "val_fraction": 0.25, "device": "cpu",
             "augment": False, "seed": 0}
     return TrainOptions(**{**base, **kw})
@@ -56,7 +56,8 @@ def test_a_class_in_one_tile_in_ten_is_learned(tmp_path):
     """The pelvis fills 2 of 20 slices: without batch Dice on the foreground it is easily never predicted."""
     data = write_phantom_dataset(tmp_path / "D", n=8, seed=5, pelvis_slices=2)
     torch.manual_seed(0)
-    result = train(data, tmp_path / "R", tiny_options(foreground_fraction=0.0))
+    # 8 epochs: at this budget the study's loss (dicefocal) reached pelvis 0.377 on this data (bench_recipe.py)
+    result = train(data, tmp_path / "R", tiny_options(foreground_fraction=0.0, epochs=8))
     tiles = TileDataset([PreparedCase("x", np.zeros(SHAPE, np.float16),
                                       np.moveaxis(learnable_leg(np.random.default_rng(0), 2)[1].array, 2, 0))],
                         64, augment=False, channels="2.5d")
