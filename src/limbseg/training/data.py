@@ -104,7 +104,7 @@ def prepare_case(case: Case, *, preprocessing: dict[str, Any], fg_per_class: int
     labels_kij = np.ascontiguousarray(np.moveaxis(labels.array.astype(np.uint8), 2, 0))
     offset = neighbour_offset(preprocessing, abs(float(net.affine[2, 2])))
     return PreparedCase(case.case_id, net.array.astype(np.float16), labels_kij, offset,
-                        foreground_positions(labels_kij, fg_per_class, seed=len(case.case_id)))
+                        foreground_positions(labels_kij, fg_per_class))
 
 
 def foreground_positions(labels_kij: np.ndarray, per_class: int, seed: int = 0) -> dict[int, np.ndarray]:
