@@ -19,11 +19,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limbseg.errors import LimbsegError
 from limbseg.forking import FORK_AVAILABLE, fork_call
 from limbseg.volume import LabelMap, Volume
+
+if TYPE_CHECKING:
+    from limbseg.segmentation.sides import Sides
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
@@ -86,9 +89,12 @@ def preload_output_modules() -> None:
 
 def write_outputs(
     image: Volume, labels: LabelMap, directory: Path, *, formats: Sequence[str] = ("ply",),
-    midline_x: float | None = None, extra_json: dict[str, Any] | None = None,
+    midline_x: float | None = None, extra_json: dict[str, Any] | None = None, sides: Sides | None = None,
 ) -> tuple[list[Path], list[dict[str, Any]]]:
     """Write every output file for one scan into ``directory`` (which must exist).
+
+    ``sides`` (a :class:`~limbseg.segmentation.sides.Sides`) says which side each bone is on; default:
+    decided from the bones and the DICOM header, ``midline_x`` a hint. ``labels.json`` records it.
 
     Four independent groups run in parallel: the label files; the DICOM SEG; meshes -> mesh picture; and
     statistics -> slice pictures. The last three run in forked child processes where fork is available
@@ -97,12 +103,17 @@ def write_outputs(
     Returns:
         (files written, statistics rows).
     """
+    if sides is None:
+        from limbseg.segmentation.sides import assign_sides, dicom_header
+
+        sides = assign_sides(labels, header=dicom_header(image.meta), midline_x=midline_x)
+
     def label_files() -> list[Path]:
         from limbseg.export.seg_nrrd import write_seg_nrrd
         from limbseg.io import write_image
 
         files = [write_image(labels, directory / "labels.nii.gz")]
-        doc = {**labels.scheme.to_json(), **(extra_json or {})}
+        doc = {**labels.scheme.to_json(), "sides": sides.to_json(), **(extra_json or {})}
         (directory / "labels.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         return [*files, directory / "labels.json", write_seg_nrrd(labels, directory / "segmentation.seg.nrrd")]
 
@@ -123,7 +134,7 @@ def write_outputs(
         from limbseg.export.meshes import export_meshes
         from limbseg.export.qc import mesh_render
 
-        shapes = export_meshes(labels, directory / "meshes", formats=tuple(formats), midline_x=midline_x)
+        shapes = export_meshes(labels, directory / "meshes", formats=tuple(formats), sides=sides)
         files = sorted((directory / "meshes").iterdir())
         if shapes:
             (directory / "qc").mkdir(exist_ok=True)
@@ -134,8 +145,8 @@ def write_outputs(
         from limbseg.export.qc import write_qc
         from limbseg.export.statistics import compute_statistics, write_statistics
 
-        rows = compute_statistics(labels, image, midline_x=midline_x)
-        files = write_statistics(rows, directory, midline_x=midline_x)
+        rows = compute_statistics(labels, image, sides=sides)
+        files = write_statistics(rows, directory, sides=sides)
         return files + write_qc(image, labels, {}, directory / "qc"), rows
 
     # Only the label files (zlib, which releases the GIL) are written here. The other groups are Python-heavy
@@ -237,15 +248,19 @@ def segment(
     labels = predictor.predict_scan(image, region, lambda f, m: report(0.1 + 0.7 * f, m), tta=tta)
     labels = LabelMap(labels.array, image.affine.copy(), {}, scheme=predictor.scheme)
     t["inference"] = time.perf_counter() - t0 - sum(t.values())
+    from limbseg.segmentation.sides import assign_sides, dicom_header
+
+    # sides from the bones; the ROI's midline is a hint only when the ROI saw two legs (not set by hand)
+    sides = assign_sides(labels, header=dicom_header(image.meta),
+                         midline_x=roi.midline_x_mm if roi.crotch_z_mm is not None else None)
     if postprocess:
-        labels = clean(labels, midline_x=roi.midline_x_mm)
+        labels = clean(labels, sides=sides)
     t["postprocess"] = time.perf_counter() - t0 - sum(t.values())
     report(0.85, "writing outputs")
     extra = {"model": bundle.name, "roi": roi.to_json(), "postprocess": postprocess, "tta": tta,
-             "source": image.meta.get("source")}
+             "source": image.meta.get("source"), "sides": sides.to_json()}
     with atomic_dir(output_dir) as tmp:
-        files, rows = write_outputs(image, labels, tmp, formats=formats, midline_x=roi.midline_x_mm,
-                                    extra_json=extra)
+        files, rows = write_outputs(image, labels, tmp, formats=formats, sides=sides, extra_json=extra)
         files = [output_dir / f.relative_to(tmp) for f in files]
     t["outputs"] = time.perf_counter() - t0 - sum(t.values())
     t["total"] = time.perf_counter() - t0

@@ -100,6 +100,30 @@ def test_write_outputs_from_dicom(tmp_path):
     np.testing.assert_array_equal(frames.transpose(2, 1, 0), np.asarray(nib.load(str(out / "labels.nii.gz")).dataobj))
     assert {p.name for p in (out / "meshes").iterdir()} >= {"tibia_right.ply", "tibia_left.obj", "femur_right.ply"}
     assert (out / "qc" / "meshes.png").is_file()
+    assert json.loads((out / "labels.json").read_text())["sides"]["rule"] == "two legs"
+    assert json.loads((out / "statistics.json").read_text())["sides"]["rule"] == "two legs"
+
+
+def test_write_outputs_one_leg_side_from_the_dicom_header(tmp_path):
+    """One leg, no pelvis: the side comes from the series' Laterality; every bone whole on that side."""
+    import pydicom
+
+    image, labels = make_phantom()
+    one = labels.array.copy()
+    one[20:] = 0  # keep the leg at small i only (RAS x +40: it would be "right" by coordinates)
+    files = write_dicom_series(image, tmp_path / "dicom")
+    for f in files:
+        ds = pydicom.dcmread(str(f))
+        ds.Laterality = "L"
+        ds.save_as(str(f))
+    dicom = read_image(tmp_path / "dicom")
+    out = tmp_path / "out"
+    out.mkdir()
+    written, rows = write_outputs(dicom, LabelMap(one, dicom.affine.copy(), {}), out)
+    assert sorted(p.name for p in (out / "meshes").iterdir()) == ["femur_left.ply", "tibia_left.ply"]
+    assert json.loads((out / "labels.json").read_text())["sides"]["rule"] == "header Laterality=L"
+    tibia = {r["side"]: r["voxels"] for r in rows if r["structure"] == "tibia"}
+    assert tibia == {"left": int((one == 1).sum()), "right": 0}
 
 
 def test_outputs_same_in_threads_and_child_processes(tmp_path, monkeypatch):

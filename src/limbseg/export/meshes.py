@@ -1,4 +1,4 @@
-"""Surface meshes of each bone and side, in patient millimetres.
+"""Surface meshes of each bone and side (left, right or unknown), in patient millimetres.
 
 Marching cubes (scikit-image) runs on the voxel grid of each bone/side mask; the vertices
 (continuous voxel indices ``(i, j, k)``) are mapped through the volume's affine into RAS mm,
@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from limbseg.postprocess import bone_sides, field_centre_x
+from limbseg.postprocess import as_sides, bone_sides
+from limbseg.segmentation.sides import Sides
 from limbseg.volume import LPS_TO_RAS, LabelMap
 
 FORMATS = ("ply", "stl", "obj")
@@ -67,20 +68,20 @@ def export_meshes(
     formats: tuple[str, ...] = ("ply",),
     midline_x: float | None = None,
     smooth_iterations: int = 10,
+    sides: Sides | None = None,
 ) -> dict[tuple[str, str], trimesh.Trimesh]:
     """Write ``<bone>_<side>.<fmt>`` for every non-empty bone/side into ``directory``.
 
-    Returns the meshes (RAS mm) keyed by ``(structure, side)``.
+    ``side`` is ``left``, ``right`` or ``unknown`` (see :mod:`limbseg.segmentation.sides`; default: sides
+    from the bones, ``midline_x`` a hint). Returns the meshes (RAS mm) keyed by ``(structure, side)``.
     """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown mesh format(s) {unknown}; choose from {FORMATS}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    if midline_x is None:
-        midline_x = field_centre_x(labels.shape, labels.affine)
     meshes: dict[tuple[str, str], trimesh.Trimesh] = {}
-    for part in bone_sides(labels, midline_x):
+    for part in bone_sides(labels, as_sides(labels, sides, midline_x)):
         mesh = mask_to_mesh(part.mask, part.affine, smooth_iterations=smooth_iterations)
         if mesh is None:
             continue

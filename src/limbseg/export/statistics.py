@@ -1,7 +1,9 @@
 """Per-bone, per-side measurements of a label map, written as CSV and JSON.
 
-Every structure of the scheme gets a row for each side (``left``/``right``, from RAS x against the
-midline: RAS ``+x`` is the patient's right). Units: volume cm³, lengths and centroids mm.
+Every structure of the scheme gets a row for each of its sides: ``left`` and ``right``, or one
+``unknown`` row when its side could not be decided. Sides come from the bones
+(:mod:`limbseg.segmentation.sides`: two legs split at the midline between them, a single leg whole on
+its side); RAS ``+x`` is the patient's right. Units: volume cm³, lengths and centroids mm.
 An absent bone/side has ``voxels = 0``, ``volume_cm3 = 0`` and ``None`` for the other measures.
 """
 
@@ -16,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from limbseg.io.atomic import atomic_path
-from limbseg.postprocess import BoneSide, bone_sides, field_centre_x
+from limbseg.postprocess import BoneSide, as_sides, bone_sides
+from limbseg.segmentation.sides import Sides
 from limbseg.volume import LabelMap, Volume
 
 COLUMNS = [
@@ -86,20 +89,20 @@ def _row(part: BoneSide, labels: LabelMap, image: Volume | None) -> dict[str, An
 
 
 def compute_statistics(
-    labels: LabelMap, image: Volume | None = None, *, midline_x: float | None = None
+    labels: LabelMap, image: Volume | None = None, *, midline_x: float | None = None, sides: Sides | None = None
 ) -> list[dict[str, Any]]:
     """One row per structure and side (see :data:`COLUMNS`).
 
     Args:
         labels: label map (uint8, (i, j, k), RAS affine).
         image: the scan on the same grid, for ``mean_intensity`` (optional).
-        midline_x: RAS x (mm) of the body midline; default: centre of the field of view.
+        midline_x: a midline hint (RAS x, mm), used when ``sides`` is not given.
+        sides: how each structure is sided; default: from the bones (:func:`~limbseg.postprocess.as_sides`).
     """
     if image is not None and image.shape != labels.shape:
         raise ValueError(f"image shape {image.shape} differs from labels {labels.shape}")
-    if midline_x is None:
-        midline_x = field_centre_x(labels.shape, labels.affine)
-    return [_row(part, labels, image) for part in bone_sides(labels, midline_x)]
+    sides = as_sides(labels, sides, midline_x)
+    return [_row(part, labels, image) for part in bone_sides(labels, sides)]
 
 
 def left_right_differences(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -125,9 +128,17 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def write_statistics(rows: list[dict[str, Any]], directory: str | Path, *, midline_x: float | None = None) -> list[Path]:
-    """Write ``statistics.csv`` (one row per bone/side, then ``difference`` rows) and ``statistics.json``."""
+def write_statistics(rows: list[dict[str, Any]], directory: str | Path, *, midline_x: float | None = None,
+                     sides: Sides | None = None) -> list[Path]:
+    """Write ``statistics.csv`` (one row per bone/side, then ``difference`` rows) and ``statistics.json``.
+
+    ``sides`` (the :class:`Sides` the rows were computed with) is recorded under ``"sides"``: the rule
+    that decided, the midline and how each structure was sided; ``midline_x`` alone records a split there.
+    """
     directory = Path(directory)
+    if sides is None and midline_x is not None:
+        sides = Sides.split_at(midline_x)
+    sides_doc = sides.to_json() if sides is not None else None
     diffs = left_right_differences(rows)
     csv_path, json_path = directory / "statistics.csv", directory / "statistics.json"
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as fh:
@@ -140,8 +151,8 @@ def write_statistics(rows: list[dict[str, Any]], directory: str | Path, *, midli
             writer.writerow([d["structure"], "right-left", *blank, _fmt(d["length_diff_mm"]), _fmt(d["volume_diff_cm3"])])
     doc = {
         "units": {"volume": "cm3", "length": "mm", "centroid": "mm"},
-        "sides": "from RAS x against the midline; RAS +x = patient right, LPS +x = patient left",
-        "midline_ras_x_mm": midline_x,
+        "sides": sides_doc,
+        "midline_ras_x_mm": sides.midline_x if sides is not None else midline_x,
         "structures": rows,
         "left_right_differences": diffs,
     }
