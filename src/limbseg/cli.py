@@ -20,7 +20,7 @@ from limbseg import __version__
 from limbseg.errors import LimbsegError
 
 #: Order of the subcommands in ``--help``.
-COMMAND_ORDER = ["info", "convert", "labels", "prepare", "synth", "train", "evaluate", "segment", "demo", "gui"]
+COMMAND_ORDER = ["info", "convert", "labels", "prepare", "synth", "train", "evaluate", "segment", "measure", "demo", "gui"]
 
 _common = argparse.ArgumentParser(add_help=False)
 _common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")

@@ -7,7 +7,8 @@ outputs written into a temporary folder, then moved to ``output_dir`` (nothing p
 
 Outputs (DESIGN.md section 3): ``labels.nii.gz``, ``labels.json``, ``segmentation.seg.nrrd``,
 ``segmentation.dcm`` (DICOM input only), ``meshes/<bone>_<side>.<fmt>``, ``statistics.csv``,
-``statistics.json``, ``qc/*.png``.
+``statistics.json``, ``measurements.csv``/``.json`` with ``landmarks_<side>.mrk.json`` (:mod:`limbseg.measure`),
+``qc/*.png``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from limbseg.errors import LimbsegError
 from limbseg.forking import FORK_AVAILABLE, fork_call
@@ -149,10 +152,19 @@ def write_outputs(
         files = write_statistics(rows, directory, sides=sides)
         return files + write_qc(image, labels, {}, directory / "qc"), rows
 
+    def morphometrics() -> list[Path]:
+        from limbseg.measure import measure_labels, write_measurements
+
+        try:
+            return write_measurements(measure_labels(labels, midline_x=measure_midline(sides, labels)), directory)
+        except (ValueError, np.linalg.LinAlgError) as exc:  # a label map measure cannot read: say so, go on
+            log.warning("measurements not written: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return []
+
     # Only the label files (zlib, which releases the GIL) are written here. The other groups are Python-heavy
     # (highdicom, trimesh, matplotlib): as threads they would take turns holding the GIL, so where fork is
     # available each runs in a child process that inherits the arrays copy-on-write.
-    groups = [label_files, dicom_seg, meshes, measurements]
+    groups = [label_files, dicom_seg, meshes, measurements, morphometrics]
     if OUTPUT_PROCESS:
         children = [fork_call(group, f"limbseg-{group.__name__}") for group in groups[1:]]
         try:
@@ -163,8 +175,19 @@ def write_outputs(
     else:
         with ThreadPoolExecutor(max_workers=len(groups)) as pool:
             results = [job.result() for job in [pool.submit(group) for group in groups]]
-    label_paths, seg_paths, mesh_paths, (table_paths, rows) = results
-    return [*label_paths, *seg_paths, *mesh_paths, *table_paths], rows
+    label_paths, seg_paths, mesh_paths, (table_paths, rows), measure_paths = results
+    return [*label_paths, *seg_paths, *mesh_paths, *table_paths, *measure_paths], rows
+
+
+def measure_midline(sides: Sides, labels: LabelMap) -> float | None:
+    """The midline for :func:`limbseg.measure.measure_labels` that puts each leg on its decided side: the
+    sides' midline; for one leg of known side, a line beside it on the other side; else None (estimated)."""
+    if sides.midline_x is not None:
+        return float(sides.midline_x)
+    if len(sides.legs) == 1 and sides.legs[0].side in ("left", "right"):
+        lo, hi = sides.legs[0].x_mm
+        return float(lo) - 1000.0 if sides.legs[0].side == "right" else float(hi) + 1000.0
+    return None
 
 
 def _load_predictor(model: Any, device: str) -> tuple[Any, Any]:

@@ -44,8 +44,10 @@ def _legs(tmp_path, affine=None, name="scan.nii.gz"):
 
 def _check_outputs(out, vol, crotch_tol=12.0):
     for name in ("labels.nii.gz", "labels.json", "segmentation.seg.nrrd", "statistics.csv", "statistics.json",
-                 "qc/axial_montage.png", "qc/coronal.png"):
+                 "measurements.csv", "measurements.json", "qc/axial_montage.png", "qc/coronal.png"):
         assert (out / name).is_file(), name
+    rows = json.loads((out / "measurements.json").read_text())
+    assert rows, "measurements.json is empty"
     img = nib.load(str(out / "labels.nii.gz"))
     assert img.shape == vol.shape and img.get_data_dtype() == np.uint8
     np.testing.assert_allclose(img.affine, vol.affine, atol=1e-5)

@@ -7,11 +7,13 @@ subject is independent of ``n`` and of the number of worker processes)::
     DIR/subjects/<case>/dicom/                 one MR series (uint16)
     DIR/subjects/<case>/masks/<bone>.nii.gz    per-bone masks, both sides
     DIR/subjects/<case>/meshes/<bone>_<side>.ply   LPS mm
+    DIR/subjects/<case>/truth/measurements.json    truth morphometrics (limbseg.synth.truth)
     DIR/dataset.json, DIR/imagesTr/<case>_0000.nii.gz, DIR/labelsTr/<case>.nii.gz
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +38,8 @@ PRIORITY = ("femur", "tibia", "fibula", "pelvis")
 @dataclass
 class Subject:
     """One virtual child: ``image`` (uint16 Volume), ``labels`` (LabelMap 0-4), per-bone ``masks``
-    (bool (I, J, K), both sides), ``meshes`` (``<bone>_<side>`` -> Trimesh in RAS mm) and ``info``."""
+    (bool (I, J, K), both sides), ``meshes`` (``<bone>_<side>`` -> Trimesh in RAS mm), ``info`` and
+    ``truth`` (the truth measurements as written to ``truth/measurements.json``; empty if unavailable)."""
 
     case: str
     seed: int
@@ -45,6 +48,7 @@ class Subject:
     masks: dict[str, np.ndarray]
     meshes: dict[str, trimesh.Trimesh]
     info: dict[str, Any] = field(default_factory=dict)
+    truth: dict[str, Any] = field(default_factory=dict)
 
 
 def case_name(seed: int) -> str:
@@ -97,7 +101,19 @@ def synthesize_subject(seed: int, *, contrast: str = "water", pixel: float = 0.9
             "orientation": opts.orientation, "shape": list(grid.shape),
             "spacing_mm": [round(float(s), 4) for s in grid.spacing],
             "pose": {k: round(float(v), 3) for k, v in sk.info.items()}}
-    return Subject(case, int(seed), image, LabelMap(labels, grid.affine.copy(), {}), masks, sk.meshes, info)
+    return Subject(case, int(seed), image, LabelMap(labels, grid.affine.copy(), {}), masks, sk.meshes, info,
+                   truth=_truth(sk, case))
+
+
+def _truth(sk: Any, case: str) -> dict[str, Any]:
+    """The skeleton's truth measurements as JSON (empty, with a warning, if they cannot be made)."""
+    from limbseg.synth.truth import skeleton_truth
+
+    try:
+        return skeleton_truth(sk, case).to_json()
+    except (ValueError, IndexError, OSError, np.linalg.LinAlgError) as exc:
+        log.warning("%s: truth measurements not computed (%s)", case, exc)
+        return {}
 
 
 def write_subject(subject: Subject, out_dir: str | Path) -> None:
@@ -114,6 +130,11 @@ def write_subject(subject: Subject, out_dir: str | Path) -> None:
         write_image(Volume(mask.astype(np.uint8), subject.image.affine.copy()), root / "masks" / f"{bone}.nii.gz")
     for name, mesh in subject.meshes.items():
         write_mesh(mesh, root / "meshes" / f"{name}.ply", space="LPS")
+    if subject.truth:
+        from limbseg.io.atomic import atomic_path
+
+        with atomic_path(root / "truth" / "measurements.json") as tmp:
+            tmp.write_text(json.dumps(subject.truth, indent=2) + "\n", encoding="utf-8")
     write_dataset_case(out_dir, subject.case, subject.image, subject.labels)
 
 

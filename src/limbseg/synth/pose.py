@@ -18,12 +18,17 @@ from limbseg.synth import ssm
 
 @dataclass
 class Skeleton:
-    """Bone meshes (RAS mm, watertight) keyed ``<bone>_<side>`` and leg landmarks keyed by side."""
+    """Bone meshes (RAS mm, watertight) keyed ``<bone>_<side>`` and leg landmarks keyed by side.
+
+    ``vertices`` holds each part's posed vertices in the shape model's own order (RAS mm), so
+    the model's landmark vertex numbers index them (:mod:`limbseg.synth.truth`).
+    """
 
     meshes: dict[str, trimesh.Trimesh]
     landmarks: dict[str, dict[str, np.ndarray]]
     age: float
     info: dict[str, float] = field(default_factory=dict)
+    vertices: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _rotation(axis: np.ndarray, angle_deg: float) -> np.ndarray:
@@ -137,4 +142,4 @@ def sample_skeleton(rng: np.random.Generator, age: float | None = None) -> Skele
         _pose_leg(parts, side, rng, info)
     meshes = {k: ssm.repair_mesh(v, ssm.part_faces(k)) for k, v in parts.items()}
     landmarks = {s: leg_landmarks(parts[f"femur_{s}"], parts[f"tibia_{s}"]) for s in ssm.SIDES}
-    return Skeleton(meshes, landmarks, age, info)
+    return Skeleton(meshes, landmarks, age, info, vertices=parts)
