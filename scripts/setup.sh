@@ -13,9 +13,12 @@ fi
 # The shape model of the virtual cohort: data files only; its declared dependencies pin an old pydicom.
 .venv/bin/pip install -q --no-deps "articulated-ssm==0.2.0"
 # Headless Chromium + chromedriver from Debian for the GUI's browser tests (root with apt-get only).
-if ! command -v chromium >/dev/null 2>&1; then
+# Without them the browser tests are skipped on a developer's machine but fail in CI (CI=true).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         (apt-get update -q && apt-get install -y -q chromium chromium-driver) >/dev/null
+    elif [ "${CI:-}" = true ]; then
+        echo "error: CI needs Debian's chromium and chromium-driver for the GUI browser tests (install them as root)" >&2
     else
         echo "note: install Debian's chromium and chromium-driver to run the GUI browser tests" >&2
     fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import tempfile
@@ -13,6 +14,14 @@ from typing import Any
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run")
+
+
+INSTALL_HINT = "the browser tests need Debian's chromium + chromium-driver (apt-get install -y chromium chromium-driver)"
+
+
+def in_ci() -> bool:
+    """True in CI (``CI=true``), where the browser tests must run: a missing Chromium fails them."""
+    return os.environ.get("CI", "").lower() == "true"
 
 
 def chromium_paths() -> tuple[str, str] | None:
@@ -33,7 +42,10 @@ def chromium(width: int = 1400, height: int = 1000, command_timeout: float = 120
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    browser, driver_path = chromium_paths()  # type: ignore[misc]
+    paths = chromium_paths()
+    if paths is None:
+        raise RuntimeError(f"Chromium or chromedriver is not on PATH: {INSTALL_HINT}")
+    browser, driver_path = paths
     profile = tempfile.mkdtemp(prefix="limbseg-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = browser

@@ -23,13 +23,13 @@ from limbseg.gui.app import create_app
 from limbseg.io import write_image
 from limbseg.volume import LabelMap
 
-from .browser import FETCH_ZIP, chromium, chromium_paths, live_server, wait_until
+from .browser import FETCH_ZIP, INSTALL_HINT, chromium, chromium_paths, in_ci, live_server, wait_until
 from .conftest import fake_segment, fake_series, tiny_scan
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(chromium_paths() is None,
-                       reason="needs Debian's chromium + chromium-driver (apt-get install -y chromium chromium-driver)"),
+    # skipped on a developer's machine without Chromium; in CI (CI=true) they run, and fail without it
+    pytest.mark.skipif(chromium_paths() is None and not in_ci(), reason=INSTALL_HINT),
 ]
 
 
@@ -81,7 +81,7 @@ def model_id(bundle: Path) -> str:
 
 
 def test_segment_tab_with_fake_pipeline(tmp_path: Path) -> None:
-    """The whole page flow with a stand-in pipeline (runs before limbseg.pipeline exists)."""
+    """The whole page flow with a stand-in pipeline (the page and the API alone, fast)."""
     scan = tiny_scan(tmp_path / "scan.nii.gz")
     app = create_app(tmp_path / "work", segment_fn=fake_segment, list_series_fn=fake_series, models_dirs=[])
     with live_server(app) as base, chromium() as driver:
@@ -104,7 +104,6 @@ fetch(`/api/jobs/${document.body.dataset.segDone}/files/${arguments[0]}`).then(r
 def test_segment_in_browser_with_the_real_pipeline(tmp_path: Path) -> None:
     """End to end: a coarse virtual subject as a zipped DICOM series, the real pipeline (automatic ROI) and a
     tiny model bundle."""
-    pytest.importorskip("limbseg.pipeline", reason="limbseg.pipeline is not written yet")
     from limbseg.data.roi import find_roi
 
     bundle = tiny_bundle(tmp_path / "models")
@@ -120,12 +119,14 @@ def test_segment_in_browser_with_the_real_pipeline(tmp_path: Path) -> None:
         assert roi["crotch_z_mm"] == pytest.approx(expected["crotch_z_mm"], abs=1.0)
         assert roi["midline_x_mm"] == pytest.approx(expected["midline_x_mm"], abs=1.0)
         assert roi["z_mm"] == pytest.approx(expected["z_mm"], abs=1.0)
-        # one statistics row per structure and side, as in statistics.json
+        # one statistics row per structure and side, as in statistics.json (the sides are the pipeline's: with
+        # this random-weight model's scattered labels they may all be "unknown", one row per bone)
         stats = driver.execute_async_script(FETCH_JSON, "output/statistics.json")["structures"]
         rows = driver.find_elements("css selector", "#seg-stats tbody tr")
         cells = [[td.text for td in r.find_elements("tag name", "td")[:2]] for r in rows]
-        assert cells == [[r["structure"], r["side"]] for r in stats] and len(cells) == 8
+        assert cells == [[r["structure"], r["side"]] for r in stats] and len({tuple(c) for c in cells}) == len(cells)
         assert {c[0] for c in cells} == {"tibia", "femur", "fibula", "pelvis"}
+        assert {c[1] for c in cells} <= {"left", "right", "unknown"}
         links = {a.text for a in driver.find_elements("css selector", "#seg-files-list a")}
         assert {"labels.nii.gz", "statistics.json", "statistics.csv", "segmentation.dcm"} <= links
         n_meshes = len(driver.execute_script("return [...document.querySelectorAll('#seg-files-list a')]"

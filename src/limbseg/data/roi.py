@@ -1,14 +1,19 @@
 """Automatic region of interest: where the lower limbs are (pelvis to feet), from the image alone.
 
-The scan is resampled to a coarse canonical axial grid (4 mm in-plane; see
+The scan is resampled to a coarse canonical axial grid (``COARSE_MM`` = 4 mm voxels; see
 :func:`limbseg.data.slices.canonical_axial`), smoothed, and thresholded (Otsu) into a body mask,
-filled slice by slice. In each axial slice the body's connected components are examined:
-below the crotch the two largest are the two legs (similar areas, one each side of the body);
-at and above the pelvis there is one wide blob (plus arms, whose areas are much smaller than the
-trunk's). The longest run of two-leg slices gives the legs; the top of that run is where the legs
-merge (the crotch). The pelvis reaches above it by about a quarter of the leg length (at least
-``PELVIS_MIN_MM``), enough for the iliac crests; everything higher (abdomen, thorax, head in a
-whole-body scan) is left out. The in-plane box is the body's extent over those slices.
+closed and hole-filled slice by slice. In each axial slice the body's connected components (after
+one erosion, which separates legs that just touch) are examined: below the crotch the two largest
+are the two legs (side by side, the smaller at least 35 % of the larger); at and above the pelvis
+there is one wide blob (plus arms, much smaller than the trunk). On axial scans two thighs pressed
+into one blob also count, when the body's front-to-back depth has two peaks with a valley between.
+The longest run of two-leg slices (gaps up to ``MAX_GAP_MM`` bridged, for knees that touch; at
+least ``MIN_LEG_RUN_MM`` long) gives the legs; the top of that run is where the legs merge (the
+crotch). The region runs from the lowest body slice to the crotch plus ``PELVIS_FRACTION`` (0.4)
+of the visible leg length (crotch minus lowest body slice), at least ``PELVIS_MIN_MM`` (200 mm),
+enough for the iliac crests; everything higher (abdomen, thorax, head in a whole-body scan) is left
+out. The in-plane box is the body's extent over those slices. ``MARGIN_MM`` (10 mm) is added on
+every side of the box, above and below included.
 
 All positions are RAS mm: ``z`` superior, ``x`` towards the patient's right (RAS +x = right).
 """
@@ -141,7 +146,8 @@ def find_roi(volume: Volume, *, start_mm: float | None = None, end_mm: float | N
             overrides the detected limit.
         body: the scan's :func:`body_mask`, when already computed.
     Raises:
-        LimbsegError: when no two separate legs are seen and no range is given by hand.
+        LimbsegError: when no run of two-leg slices (at least ``MIN_LEG_RUN_MM``) is seen and not both
+            ``start_mm`` and ``end_mm`` are given.
     """
     body = body_mask(volume) if body is None else body
     mask, aff = body.array, body.affine

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
+from limbseg.io.mesh import write_mesh
 from limbseg.postprocess import as_sides, bone_sides
 from limbseg.segmentation.sides import Sides
-from limbseg.volume import LPS_TO_RAS, LabelMap
+from limbseg.volume import LabelMap
 
 FORMATS = ("ply", "stl", "obj")
 
@@ -46,19 +47,6 @@ def mask_to_mesh(
     return mesh
 
 
-def _write(mesh: trimesh.Trimesh, path: Path) -> None:
-    """Write a RAS mesh as LPS mm (through limbseg.io.mesh when present)."""
-    try:
-        from limbseg.io.mesh import write_mesh
-    except ImportError:  # pragma: no cover - io.mesh is provided by the I/O helper
-        from limbseg.io.atomic import atomic_path
-
-        lps = mesh.copy()
-        lps.apply_transform(LPS_TO_RAS)  # diag(-1, -1, 1): its own inverse, a rotation (keeps winding)
-        with atomic_path(path) as tmp:
-            lps.export(str(tmp), file_type=path.suffix[1:])
-        return
-    write_mesh(mesh, path, space="LPS")
 
 
 def export_meshes(
@@ -87,5 +75,5 @@ def export_meshes(
             continue
         meshes[(part.name, part.side)] = mesh
         for fmt in formats:
-            _write(mesh, directory / f"{part.name}_{part.side}.{fmt}")
+            write_mesh(mesh, directory / f"{part.name}_{part.side}.{fmt}", space="LPS")
     return meshes

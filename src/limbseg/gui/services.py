@@ -37,7 +37,7 @@ def _prepare(manifest: Path, output_dir: Path, progress: Callable[..., None]) ->
         progress(0.02 + 0.96 * done / total, f"imported {done} of {total} cases (last: {case_id})")
 
     result = prepare_dataset(manifest, output_dir, load_scheme(None), progress=False, on_case=on_case)
-    return result.as_dict() if hasattr(result, "as_dict") else result
+    return result.as_dict()
 
 
 def _list_bundles(*dirs: Path) -> list[dict[str, Any]]:
@@ -47,14 +47,10 @@ def _list_bundles(*dirs: Path) -> list[dict[str, Any]]:
 
 
 def _default_models_dirs() -> list[Path]:
-    try:
-        from limbseg.models.bundle import default_bundle_path
-    except ImportError:
-        return []
-    try:
-        return [Path(default_bundle_path()).parent]
-    except Exception:  # noqa: BLE001 - no shipped model: an empty list, not a crash
-        return []
+    """The shipped model's folder (a folder that does not exist is skipped by the Models tab)."""
+    from limbseg.models.bundle import default_bundle_path
+
+    return [default_bundle_path().parent]
 
 
 def _list_series(path: Path) -> list[Any]:
