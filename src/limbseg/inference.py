@@ -194,9 +194,14 @@ class Predictor:
             models = [bundle_or_models] if isinstance(bundle_or_models, nn.Module) else list(bundle_or_models)
             self.models = [m.to(self.device).eval() for m in models]
             self.scheme = scheme or DEFAULT_SCHEME
+            self.locator = None
+            self.prior_weight = 0.0
         else:
             self.models = bundle_or_models.build_models(self.device)
             self.scheme = scheme or bundle_or_models.scheme
+            self.locator = bundle_or_models.build_locator(self.device)
+            weight = bundle_or_models.config.get("locator", {}).get("prior_weight", 1.0)
+            self.prior_weight = [float(w) for w in weight] if isinstance(weight, list) else float(weight)
             preprocessing = preprocessing or bundle_or_models.preprocessing
         if not self.models:
             raise ValueError("no models to predict with")
@@ -235,9 +240,10 @@ class Predictor:
         from limbseg.data.region import find_region
 
         if region is None:
-            region = find_region(image, normalisation=self.preprocessing.get("normalisation"))
+            region = find_region(image, normalisation=self.preprocessing.get("normalisation"), locator=self.locator)
         array = np.zeros(image.shape, dtype=np.uint8)
-        array[region.index] = self.predict(region.crop(image), progress, tta=tta, window=region.window).array
+        array[region.index] = self.predict(region.crop(image), progress, tta=tta, window=region.window,
+                                           location=getattr(region, "location", None)).array
         meta = {k: v for k, v in image.meta.items() if k != "canonical"}
         return LabelMap(array, image.affine.copy(), meta, scheme=self.scheme)
 
@@ -281,17 +287,24 @@ class Predictor:
         return out
 
     def slice_probabilities(self, volume: Volume, progress: Progress | None = None, *, tta: bool = False,
-                            window: tuple[float, float] | None = None) -> tuple[np.ndarray, Volume]:
+                            window: tuple[float, float] | None = None,
+                            location: Any = None) -> tuple[np.ndarray, Volume]:
         """Probabilities per canonical slice: ((K, C, I', J') float32, canonical Volume).
 
         With ``tta`` the slices are also run mirrored left-right (canonical axis ``i``) and the two
-        probability maps averaged (labels carry no side, so the mirror is a valid view).
+        probability maps averaged (labels carry no side, so the mirror is a valid view). With ``location``
+        (the locator's output for the whole scan) its prior is applied (:mod:`limbseg.segmentation.combine`,
+        weight :attr:`prior_weight`).
         """
         inputs, canon = self.prepare(volume, window)
         probs = self.predict_slices(inputs, progress)  # (K, C, I, J)
         if tta:
             mirrored = self.predict_slices(np.ascontiguousarray(inputs[:, :, ::-1, :]))
             probs = 0.5 * (probs + mirrored[:, :, ::-1, :])
+        if location is not None and np.max(self.prior_weight) > 0:
+            from limbseg.segmentation.combine import apply_prior, prior_on_grid
+
+            probs = apply_prior(probs, prior_on_grid(location, canon), self.prior_weight)
         return probs, canon
 
     def canonical_probabilities(self, volume: Volume, progress: Progress | None = None, *, tta: bool = False,
@@ -312,10 +325,11 @@ class Predictor:
         return np.stack(list(self._native_channels(volume, progress, tta, window))).astype(np.float32, copy=False)
 
     def predict(self, volume: Volume, progress: Progress | None = None, *, tta: bool = False,
-                window: tuple[float, float] | None = None) -> LabelMap:
+                window: tuple[float, float] | None = None, location: Any = None) -> LabelMap:
         """Label map (uint8) on the native grid (same shape and affine): the argmax of the probabilities
-        resampled trilinearly to the native grid (:func:`native_argmax`). ``window``: see :meth:`prepare`."""
-        probs, canon = self.slice_probabilities(volume, progress, tta=tta, window=window)
+        resampled trilinearly to the native grid (:func:`native_argmax`). ``window``: see :meth:`prepare`;
+        ``location``: see :meth:`slice_probabilities`."""
+        probs, canon = self.slice_probabilities(volume, progress, tta=tta, window=window, location=location)
         labels = native_argmax(probs, canon.affine, volume)
         meta = {k: v for k, v in volume.meta.items() if k != "canonical"}
         return LabelMap(labels, volume.affine.copy(), meta, scheme=self.scheme)

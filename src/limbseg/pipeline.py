@@ -5,7 +5,7 @@ read -> network region (:mod:`limbseg.data.region`: automatic ROI, the whole sca
 (canonical axial slices, optional flip TTA, fold ensemble, back to the native grid) -> post-processing ->
 outputs written into a temporary folder, then moved to ``output_dir`` (nothing partial is left).
 
-Outputs (DESIGN.md section 3): ``labels.nii.gz``, ``labels.json``, ``segmentation.seg.nrrd``,
+Outputs (docs/segment.md): ``labels.nii.gz``, ``labels.json``, ``segmentation.seg.nrrd``,
 ``segmentation.dcm`` (DICOM input only), ``meshes/<bone>_<side>.<fmt>``, ``statistics.csv``,
 ``statistics.json``, ``measurements.csv``/``.json`` with ``landmarks_<side>.mrk.json`` (:mod:`limbseg.measure`),
 ``qc/*.png``.
@@ -244,9 +244,15 @@ def segment(
     # scan and finding the ROI, which run in a forked child where possible: they are Python-heavy, so as a
     # thread beside the imports they would wait for the GIL. The child is forked before the thread starts.
     def read_and_find_roi() -> tuple[Volume, Any, float]:
+        from limbseg.models.bundle import read_locator
+
         image = read_image(input, series_uid=series_uid)
         seconds = time.perf_counter() - t0
-        return image, find_region(image, start_mm=roi_start_mm, end_mm=roi_end_mm), seconds
+        try:
+            locator = read_locator(model)  # the coarse 3D stage only (1 MB), while the fine model loads
+        except LimbsegError:
+            locator = None  # the model loader reports what is wrong with the bundle
+        return image, find_region(image, start_mm=roi_start_mm, end_mm=roi_end_mm, locator=locator), seconds
 
     reading = fork_call(read_and_find_roi, "limbseg-read") if READ_PROCESS else None
     loader = ThreadPoolExecutor(max_workers=1)

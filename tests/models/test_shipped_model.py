@@ -15,6 +15,18 @@ def bundle():
     return load_bundle(path)
 
 
+@pytest.fixture(scope="module")
+def fixed_subject(bundle):
+    """(subject, predictor, whole-scan prediction) of the fixed virtual child (seed 0, water, 1.875 mm)."""
+    from limbseg.inference import Predictor
+    from limbseg.synth.cohort import synthesize_subject
+
+    torch.set_num_threads(2)
+    subject = synthesize_subject(0, contrast="water", pixel=1.875)
+    predictor = Predictor(bundle, device="cpu")
+    return subject, predictor, predictor.predict_scan(subject.image)
+
+
 def test_shipped_model_card_is_complete(bundle):
     cfg = bundle.config
     assert bundle.scheme == DEFAULT_SCHEME
@@ -31,16 +43,55 @@ FLOORS = {"tibia": 0.88, "femur": 0.85, "fibula": 0.70, "pelvis": 0.76}
 
 
 @pytest.mark.slow
-def test_shipped_model_finds_every_bone_of_a_fixed_virtual_subject(bundle):
+def test_shipped_model_finds_every_bone_of_a_fixed_virtual_subject(fixed_subject):
     """Water-Dixon child, seed 0 (training used seeds 1000-1099), on the study's slices at 1.875 mm pixels
     (the model's own in-plane spacing, so the scan is cheap to simulate), through `predict_scan` (ROI, window)."""
-    from limbseg.inference import Predictor
     from limbseg.metrics import dice
-    from limbseg.synth.cohort import synthesize_subject
 
-    torch.set_num_threads(2)
-    subject = synthesize_subject(0, contrast="water", pixel=1.875)
-    pred = Predictor(bundle, device="cpu").predict_scan(subject.image)
+    subject, _, pred = fixed_subject
     scores = {name: dice(pred.array == value, subject.labels.array == value)
               for name, value in (("tibia", 1), ("femur", 2), ("fibula", 3), ("pelvis", 4))}
     assert all(scores[b] >= FLOORS[b] for b in FLOORS), scores
+
+
+#: Where the shipped model is not yet within 0.05 of the whole scan (measured 2026-12-02 on this subject: knee
+#: femur 0.837 vs 0.919 — the fine network's intensity window comes from the knee alone; one-leg fibula 0.439 vs
+#: 0.555 and pelvis 0.409 vs 0.816 — the crop halves the pelvis): the allowed drop, about 0.03 beyond each.
+#: Open in issue #14's note; shrink these as the model improves.
+KNOWN_GAPS = {("one knee", "femur"): 0.12, ("one leg", "fibula"): 0.15, ("one leg", "pelvis"): 0.45}
+
+
+@pytest.mark.slow
+def test_shipped_model_on_the_fields_of_view_labs_acquire(fixed_subject):
+    """The fixed subject cut to one knee, one leg, the body above mid-thigh, and stored sagittally: each runs
+    without ROI options, every bone present gets one side (or 'unknown'), no bone out of view is reported,
+    and each bone's DSC is within 0.05 of the whole scan's over the same crop (issue #14), except the known gaps
+    above. The model shipped before the locator refused the one-knee and one-leg crops."""
+    from limbseg.metrics import dice
+    from limbseg.postprocess import postprocess
+    from limbseg.segmentation.sides import assign_sides
+    from limbseg.synth.fov import fields_of_view
+    from limbseg.volume import LabelMap
+
+    subject, predictor, whole = fixed_subject
+    whole = postprocess(LabelMap(whole.array, whole.affine, {})).array
+    failures = []
+    for fov in fields_of_view(subject.image, subject.labels.array):
+        raw = predictor.predict_scan(fov.image)
+        labels = LabelMap(raw.array, fov.image.affine, {})
+        sides = assign_sides(labels)
+        pred = postprocess(labels, sides=sides).array
+        for value, name in enumerate(("tibia", "femur", "fibula", "pelvis"), start=1):
+            truth = fov.labels == value
+            if truth.sum() < 2000:  # not in view (or a sliver at the crop's edge)
+                if (pred == value).sum() > 2000 and not (fov.labels == value).any():
+                    failures.append(f"{fov.name}: {name} reported but not in view")
+                continue
+            if fov.name in ("one knee", "one leg"):
+                parts = [m for _, m in sides.split(name, pred == value, labels.affine) if m.any()]
+                if len(parts) != 1:
+                    failures.append(f"{fov.name}: {name} split over {len(parts)} sides ({sides.rule})")
+            got, ref = dice(pred == value, truth), dice(fov.of(whole) == value, truth)
+            if got < ref - KNOWN_GAPS.get((fov.name, name), 0.05):
+                failures.append(f"{fov.name}: {name} DSC {got:.3f} vs {ref:.3f} in the whole scan")
+    assert not failures, failures

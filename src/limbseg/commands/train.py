@@ -51,9 +51,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
                    help="end each fold before an epoch that would run past MIN minutes; the cosine schedule "
                         "anneals over that time")
     p.add_argument("--half", action="store_true", help="store bundle weights as float16")
+    p.add_argument("--stage", choices=["fine", "locator"], default="fine",
+                   help="fine: the 2.5D network (default); locator: the coarse 3D stage, added to the --init-from "
+                        "bundle (default: the shipped model) and written as RUN_DIR/bundle")
+    p.add_argument("--val-dataset", default=None, help="locator stage: validation dataset (default: --val-fraction "
+                                                        "of DATASET's subjects)")
+    p.add_argument("--fresh", action="store_true", help="locator stage: start from random weights instead of the "
+                                                       "bundle's locator")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.stage == "locator":
+        return _run_locator(args)
     from limbseg.training.options import TrainOptions, parse_folds
     from limbseg.training.run import train
 
@@ -75,6 +84,23 @@ def run(args: argparse.Namespace) -> int:
     print(f"model: {result.bundle}")
     print(f"validation mean DSC {dsc['mean']:.3f} ± {dsc['sd']:.3f} over {result.summary['n_cases']} cases; "
           f"report: {result.run_dir / 'summary.md'}")
+    return 0
+
+
+def _run_locator(args: argparse.Namespace) -> int:
+    from limbseg.errors import LimbsegError
+    from limbseg.inference import resolve_device
+    from limbseg.models.bundle import default_bundle_path
+    from limbseg.training.locator import run_locator
+
+    if args.time_limit is None or args.time_limit <= 0:
+        raise LimbsegError("--stage locator needs --time-limit MIN (minutes of training)")
+    bundle = run_locator(args.dataset, args.output, bundle=args.init_from or default_bundle_path(),
+                         minutes=args.time_limit, val_dataset=args.val_dataset, val_fraction=args.val_fraction,
+                         seed=args.seed, device=str(resolve_device(args.device)),
+                         workers=max(1, args.workers), fresh=args.fresh, resume=args.resume,
+                         progress=lambda m: print(m, flush=True))
+    print(f"model with locator: {bundle}")
     return 0
 
 

@@ -44,6 +44,7 @@ class Region:
     index: tuple[slice, slice, slice]
     window: tuple[float, float]
     roi: roi_mod.ROI | None
+    location: Any = None  #: the locator's output for the whole scan (bundles with a coarse 3D stage)
 
     def crop(self, volume: Volume) -> Volume:
         """The sub-volume of ``volume`` (the scan, or labels on its grid) that the network runs on."""
@@ -68,8 +69,14 @@ def body_window(volume: Volume, lower: float = 0.5, upper: float = 99.5,
 
 
 def find_region(volume: Volume, *, start_mm: float | None = None, end_mm: float | None = None,
-                whole_scan_fallback: bool = False, normalisation: dict[str, Any] | None = None) -> Region:
+                whole_scan_fallback: bool = False, normalisation: dict[str, Any] | None = None,
+                locator: Any = None) -> Region:
     """The network's region of ``volume`` (the whole scan) and its intensity window.
+
+    With a ``locator`` (:class:`limbseg.segmentation.locate.Locator`, bundles with a coarse 3D stage) the
+    region is the box around the bones it finds plus a margin (any field of view: whole body, one leg,
+    one knee); without one, or with ``start_mm``/``end_mm`` given by hand, the body-shape heuristic of
+    :mod:`limbseg.data.roi` (which needs both legs in view).
 
     Raises:
         LimbsegError: no lower limb found (and no fallback), or the region lies outside the scan.
@@ -77,15 +84,60 @@ def find_region(volume: Volume, *, start_mm: float | None = None, end_mm: float 
     norm = normalisation or {}
     coarse = roi_mod.coarse_body(volume)
     window = body_window(volume, float(norm.get("lower", 0.5)), float(norm.get("upper", 99.5)), coarse)
+    location = locator.locate(volume) if locator is not None else None
     try:
-        roi = roi_mod.find_roi(volume, start_mm=start_mm, end_mm=end_mm, body=coarse[1])
+        if location is not None and start_mm is None and end_mm is None:
+            roi = roi_from_location(location)
+            try:  # where the body-shape heuristic also sees two legs, the region covers both boxes
+                roi = union_roi(roi, roi_mod.find_roi(volume, body=coarse[1]))
+            except LimbsegError:
+                pass  # one leg, one knee, a cut field of view: the locator's box alone
+        else:
+            roi = roi_mod.find_roi(volume, start_mm=start_mm, end_mm=end_mm, body=coarse[1])
     except LimbsegError:
         if not whole_scan_fallback:
             raise
         whole = tuple(slice(0, n) for n in volume.shape)
-        return Region(whole, window, None)  # type: ignore[arg-type]
+        return Region(whole, window, None, location)  # type: ignore[arg-type]
     _, index = roi_mod.crop_to_roi(volume, roi)
-    return Region(index, window, roi)
+    return Region(index, window, roi, location)
+
+
+def union_roi(located: roi_mod.ROI, heuristic: roi_mod.ROI) -> roi_mod.ROI:
+    """The box covering both ROIs, with the heuristic's midline and crotch (it saw two legs).
+
+    A safety net while the locator misses bones a whole-body scan shows (the pelvis, docs/model-card.md):
+    on scans where the heuristic works, the region is never smaller than it was before the locator.
+    """
+    def span(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+        return (min(a[0], b[0]), max(a[1], b[1]))
+
+    return roi_mod.ROI(span(located.z_mm, heuristic.z_mm), span(located.x_mm, heuristic.x_mm),
+                       span(located.y_mm, heuristic.y_mm), heuristic.midline_x_mm, heuristic.crotch_z_mm,
+                       [*located.notes, "and the body-shape ROI (two legs seen)", *heuristic.notes])
+
+
+def roi_from_location(location: Any) -> roi_mod.ROI:
+    """The ROI around the bones the locator found (plus its margin), with a midline hint.
+
+    The midline is the pelvis's centre in x when the pelvis is in view, else the centre of the bones in x
+    (between the legs when both are in view; sides are decided from the bones, :mod:`limbseg.segmentation.sides`).
+
+    Raises:
+        LimbsegError: the locator found no bone.
+    """
+    box = location.box_mm()
+    if box is None:
+        raise LimbsegError("no lower-limb bone found in the scan (the 3D locator saw none)",
+                           location.grid.meta.get("source"))
+    lo, hi = box
+    labels = np.argmax(location.probs, axis=0) * location.bones()
+    pelvis = location.names.index("pelvis") + 1 if "pelvis" in location.names else -1
+    pick = labels == pelvis if location.found("pelvis") else labels > 0
+    midline = float(location.grid.index_to_ras(np.argwhere(pick).astype(float))[:, 0].mean())
+    notes = ["region from the 3D locator's bones + margin"]
+    return roi_mod.ROI((float(lo[2]), float(hi[2])), (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1])),
+                       midline, None, notes)
 
 
 def network_volume(crop: Volume, preprocessing: dict[str, Any], window: tuple[float, float] | None) -> Volume:

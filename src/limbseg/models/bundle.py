@@ -43,6 +43,7 @@ class ModelBundle:
     scheme: LabelScheme
     preprocessing: dict[str, Any]
     state_dicts: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    locator_state: dict[str, torch.Tensor] | None = None  #: the coarse 3D stage (``model.json`` ``locator``)
 
     @property
     def architecture(self) -> dict[str, Any]:
@@ -56,6 +57,17 @@ class ModelBundle:
         """One network per stored state dict, weights loaded, in eval mode on ``device``."""
         return [_loaded_model(self.architecture, state, n, self.path).to(device).eval()
                 for n, state in enumerate(self.state_dicts)]
+
+    def build_locator(self, device: str | torch.device = "cpu") -> Any:
+        """The coarse 3D stage (:class:`limbseg.segmentation.locate.Locator`), or None for bundles without one."""
+        if self.locator_state is None:
+            return None
+        from limbseg.segmentation.locate import Locator, build_network
+
+        config = dict(self.config["locator"])
+        net = build_network(config["architecture"])
+        net.load_state_dict(self.locator_state, strict=True)
+        return Locator(net.to(device), config, tuple(self.scheme.names), device=device)
 
 
 def _loaded_model(architecture: dict[str, Any], state: dict[str, torch.Tensor], n: int, path: Path | None, *,
@@ -198,9 +210,53 @@ def load_bundle(path: str | Path) -> ModelBundle:
         states[int(prefix[4:])][rest] = t.float() if t.is_floating_point() else t
     if any(not s for s in states):
         raise LimbsegError(f"weights hold fewer than the {n_models} models model.json announces", path / WEIGHTS)
-    bundle = ModelBundle(path, cfg, scheme, dict(cfg["preprocessing"]), states)
+    bundle = ModelBundle(path, cfg, scheme, dict(cfg["preprocessing"]), states, _locator_state(cfg, path))
     _check_fit(bundle)
     return bundle
+
+
+def read_locator(model: Any = None, device: str | torch.device = "cpu") -> Any:
+    """Only the coarse 3D stage of a bundle (a path, a loaded :class:`ModelBundle`, or the shipped default):
+    a :class:`limbseg.segmentation.locate.Locator`, or None when the bundle has none. Reads ``model.json``
+    and the locator's 1 MB of weights, not the fine network's, so ``segment`` can locate while it loads."""
+    if isinstance(model, ModelBundle):
+        return model.build_locator(device)
+    path = Path(model) if model is not None else default_bundle_path()
+    cfg = _read_config(path)
+    if cfg.get("locator") is None:
+        return None
+    from limbseg.segmentation.locate import Locator, build_network
+
+    net = build_network(cfg["locator"]["architecture"])
+    net.load_state_dict(_locator_state(cfg, path), strict=True)
+    names = tuple(s.name for s in LabelScheme.from_json(cfg["labels"]).structures)
+    return Locator(net.to(device), dict(cfg["locator"]), names, device=device)
+
+
+def _locator_state(cfg: dict[str, Any], path: Path) -> dict[str, torch.Tensor] | None:
+    """The locator's weights (float32) when ``model.json`` has a ``locator`` entry, checked against its
+    architecture."""
+    entry = cfg.get("locator")
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or "architecture" not in entry or "weights" not in entry:
+        raise LimbsegError("model.json locator entry needs 'architecture' and 'weights'", path)
+    weights = path / str(entry["weights"])
+    try:
+        from safetensors.torch import load_file
+
+        state = {k: (t.float() if t.is_floating_point() else t) for k, t in load_file(str(weights)).items()}
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for missing/corrupt files
+        raise LimbsegError(f"locator weights are missing or corrupt ({type(exc).__name__})", weights) from exc
+    from limbseg.segmentation.locate import build_network
+
+    if int(entry["architecture"].get("classes", 0)) != LabelScheme.from_json(cfg["labels"]).num_classes:
+        raise LimbsegError("the locator's classes do not match the bundle's labels", path)
+    try:
+        build_network(entry["architecture"]).load_state_dict(state, strict=True)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise LimbsegError(f"locator weights do not fit its architecture ({str(exc).splitlines()[0]})", weights) from exc
+    return state
 
 
 def _check_fit(bundle: ModelBundle) -> None:
@@ -212,17 +268,18 @@ def _check_fit(bundle: ModelBundle) -> None:
 
 
 def default_bundle_path() -> Path:
-    """The shipped model: ``<repo>/models/limbseg-default`` or the packaged ``limbseg/models_data`` copy."""
-    repo = Path(__file__).resolve().parents[3] / "models" / DEFAULT_NAME
-    if (repo / CONFIG).is_file():
-        return repo
-    try:
-        packaged = Path(str(resources.files("limbseg") / "models_data" / DEFAULT_NAME))
-        if (packaged / CONFIG).is_file():
-            return packaged
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return repo
+    """The folder of the shipped model bundle.
+
+    Run from a source checkout (the package is ``<repo>/src/limbseg``): ``<repo>/models/limbseg-default``,
+    where training writes it. Installed from a wheel: the copy the build puts inside the package,
+    ``limbseg/models_data/limbseg-default`` (see setup.py). The path is returned even when it holds no
+    bundle; :func:`load_bundle` then names it in its error.
+    """
+    package = Path(str(resources.files("limbseg"))).resolve()
+    checkout = package.parents[1] / "models" / DEFAULT_NAME
+    if package.parent.name == "src" and (checkout / CONFIG).is_file():
+        return checkout
+    return package / "models_data" / DEFAULT_NAME
 
 
 def list_bundles(*dirs: str | Path) -> list[dict[str, Any]]:

@@ -61,3 +61,34 @@ def write_phantom_dataset(root: str | Path, n: int, seed: int, *, pelvis_slices:
             "source": f"limbseg.synth.phantoms (seed {seed})"}
     (root / "dataset.json").write_text(json.dumps(meta))
     return root
+
+
+LOCATOR_SHAPE = (32, 32, 64)  #: i, j, k voxels of the locator phantoms (6 mm)
+
+
+def located_leg(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(image float32, labels uint8) of one phantom leg for the 3D locator, shape :data:`LOCATOR_SHAPE`.
+
+    The tibia and the femur are the **same** rod (same radius and intensity) below and above a knee gap
+    at a random height; the fibula a thin rod beside the tibia; the pelvis a wide block at the top. A
+    slice-by-slice network cannot tell tibia from femur here; a 3D one must use where the rod is.
+    """
+    img = rng.normal(30, 4, LOCATOR_SHAPE).astype(np.float32)
+    lab = np.zeros(LOCATOR_SHAPE, np.uint8)
+    ii, jj = np.meshgrid(np.arange(LOCATOR_SHAPE[0]), np.arange(LOCATOR_SHAPE[1]), indexing="ij")
+    cx, cy = 16 + rng.integers(-3, 4), 16 + rng.integers(-3, 4)
+    knee = int(rng.integers(22, 32))
+    top = int(rng.integers(50, 56))
+    for k in range(LOCATOR_SHAPE[2]):
+        tissue = (ii - cx) ** 2 + (jj - cy) ** 2 < (8 if k < top else 14) ** 2
+        img[..., k][tissue] += 60
+        rod = (ii - cx) ** 2 + (jj - cy) ** 2 < 2.5**2
+        if 3 <= k < knee:
+            lab[..., k][rod] = 1
+            lab[..., k][(ii - cx - 5) ** 2 + (jj - cy) ** 2 < 1.5**2] = 3
+        elif knee + 2 <= k < top:
+            lab[..., k][rod] = 2
+        elif k >= top + 1:
+            lab[..., k][(np.abs(ii - cx) < 11) & (np.abs(jj - cy) < 3)] = 4
+    img[lab > 0] = rng.normal(120, 6, int((lab > 0).sum()))
+    return img, lab

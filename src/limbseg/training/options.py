@@ -1,6 +1,6 @@
 """Training options: one dataclass that the CLI, the GUI and scripts fill in.
 
-Defaults follow the study's recipe (DESIGN.md section 1) except where noted:
+Defaults follow the honours study's recipe (ResNet34 U-Net, Adam 1e-4, batch 16, 100 epochs) except where noted:
 ``encoder_weights="none"`` because ImageNet weights cannot be downloaded here (the study used
 ImageNet; pass ``"imagenet"`` when they are in the local cache, or a file), and
 ``channels="2.5d"`` (neighbouring slices; ``"repeat"`` is the study's grey-repeated input).
