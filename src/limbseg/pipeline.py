@@ -190,6 +190,19 @@ def measure_midline(sides: Sides, labels: LabelMap) -> float | None:
     return None
 
 
+def _has_locator(model: Any) -> bool:
+    """Whether the bundle (path, loaded bundle or the default) has a coarse 3D stage; reads model.json only."""
+    from limbseg.models.bundle import ModelBundle, default_bundle_path
+
+    if isinstance(model, ModelBundle):
+        return model.locator_state is not None
+    try:
+        path = Path(model) if model is not None else default_bundle_path()
+        return json.loads((path / "model.json").read_text(encoding="utf-8")).get("locator") is not None
+    except (OSError, ValueError, AttributeError):
+        return False  # the model loader reports what is wrong with the bundle
+
+
 def _load_predictor(model: Any, device: str) -> tuple[Any, Any]:
     """(bundle, Predictor) for ``segment``: the model loaded (or taken as given) and built on ``device``."""
     from limbseg.inference import Predictor
@@ -244,15 +257,11 @@ def segment(
     # scan and finding the ROI, which run in a forked child where possible: they are Python-heavy, so as a
     # thread beside the imports they would wait for the GIL. The child is forked before the thread starts.
     def read_and_find_roi() -> tuple[Volume, Any, float]:
-        from limbseg.models.bundle import read_locator
-
         image = read_image(input, series_uid=series_uid)
         seconds = time.perf_counter() - t0
-        try:
-            locator = read_locator(model)  # the coarse 3D stage only (1 MB), while the fine model loads
-        except LimbsegError:
-            locator = None  # the model loader reports what is wrong with the bundle
-        return image, find_region(image, start_mm=roi_start_mm, end_mm=roi_end_mm, locator=locator), seconds
+        if _has_locator(model):  # located in this process once the model is loaded: no torch in a forked child
+            return image, None, seconds
+        return image, find_region(image, start_mm=roi_start_mm, end_mm=roi_end_mm), seconds
 
     reading = fork_call(read_and_find_roi, "limbseg-read") if READ_PROCESS else None
     loader = ThreadPoolExecutor(max_workers=1)
@@ -264,10 +273,14 @@ def segment(
     finally:
         if reading is not None:
             reading.cancel()
-    roi = region.roi
     t["roi"] = time.perf_counter() - t0 - sum(t.values())
     bundle, predictor = loading.result()
     t["load_model"] = time.perf_counter() - t0 - sum(t.values())  # the wait left after reading
+    if region is None:  # the bundle's coarse 3D stage finds the region (about 1.5 s)
+        region = find_region(image, start_mm=roi_start_mm, end_mm=roi_end_mm,
+                             normalisation=predictor.preprocessing.get("normalisation"), locator=predictor.locator)
+        t["locate"] = time.perf_counter() - t0 - sum(t.values())
+    roi = region.roi
     norm = predictor.preprocessing.get("normalisation", {})
     percentiles = (float(norm.get("lower", 0.5)), float(norm.get("upper", 99.5)))
     if percentiles != (0.5, 99.5):  # find_region used the default percentiles
