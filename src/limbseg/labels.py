@@ -84,7 +84,19 @@ class LabelScheme:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LabelScheme:
-        """Inverse of :meth:`to_json`; also accepts a dataset.json ``labels`` mapping."""
+        """Inverse of :meth:`to_json`; also accepts a dataset.json ``labels`` mapping.
+
+        Raises ValueError, TypeError or KeyError for malformed data (an infinite or NaN value included).
+        """
+        try:
+            return cls._from_json(data)
+        except OverflowError as exc:  # int(float("inf")): a JSON value of Infinity
+            raise ValueError(f"label value is not a finite integer ({exc})") from exc
+
+    @classmethod
+    def _from_json(cls, data: Mapping[str, Any]) -> LabelScheme:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"labels must be a JSON object, not {type(data).__name__}")
         if "structures" in data:
             return cls(tuple(Structure(str(s["name"]), int(s["value"]), tuple(s["color"])) for s in data["structures"]))  # type: ignore[arg-type]
         return cls.from_names({k: int(v) for k, v in data.items() if int(v) != 0})

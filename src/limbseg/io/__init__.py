@@ -12,9 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from limbseg.errors import LimbsegError
+from limbseg.io.guard import reading
 from limbseg.volume import Volume
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+_KIND_NAMES = {"dicom": "DICOM series", "zip": "DICOM zip archive", "dicom-file": "DICOM file",
+               "nifti": "NIfTI file", "nrrd": "NRRD file", "metaimage": "MetaImage file"}
 
 
 def image_kind(path: str | Path) -> str:
@@ -50,28 +53,36 @@ def read_image(
         series_uid: DICOM only: the series to read (default: the largest MR image series).
         allow_resample: DICOM only: resample a series with uneven slice spacing instead of refusing it.
         clean_nonfinite: replace NaN/Inf voxels by 0 instead of refusing the image.
+
+    Raises:
+        LimbsegError: for anything wrong with the input, naming the file (never another exception:
+            parser failures are converted by :func:`limbseg.io.guard.reading`).
     """
     path = Path(path)
     if not path.exists():
         raise LimbsegError("no such file or folder", path)
     kind = image_kind(path)
+    with reading(path, _KIND_NAMES[kind]):
+        volume = _read_kind(path, kind, series_uid, allow_resample)
+        return check_finite(volume, path, clean=clean_nonfinite)
+
+
+def _read_kind(path: Path, kind: str, series_uid: str | None, allow_resample: bool) -> Volume:
     if kind in ("dicom", "zip", "dicom-file"):
         from limbseg.io.dicom import read_dicom
 
-        volume = read_dicom(path, series_uid=series_uid, allow_resample=allow_resample)
-    elif kind == "nifti":
+        return read_dicom(path, series_uid=series_uid, allow_resample=allow_resample)
+    if kind == "nifti":
         from limbseg.io.nifti import read_nifti
 
-        volume = read_nifti(path)
-    elif kind == "nrrd":
+        return read_nifti(path)
+    if kind == "nrrd":
         from limbseg.io.nrrd import read_nrrd
 
-        volume = read_nrrd(path)
-    else:
-        from limbseg.io.sitk import read_metaimage
+        return read_nrrd(path)
+    from limbseg.io.sitk import read_metaimage
 
-        volume = read_metaimage(path)
-    return check_finite(volume, path, clean=clean_nonfinite)
+    return read_metaimage(path)
 
 
 def check_finite(volume: Volume, path: str | Path, *, clean: bool = False) -> Volume:

@@ -25,12 +25,14 @@ from limbseg.errors import LimbsegError
 from limbseg.io.dicom_series import (
     SeriesInfo,
     SliceHeader,
+    dcmread_bounded,
     group_series,
     has_dicm_marker,
     normal_of,
     pick_series,
     scan_headers,
 )
+from limbseg.io.guard import reading
 from limbseg.io.limits import check_image_size
 from limbseg.volume import LPS_TO_RAS, Volume
 
@@ -65,13 +67,25 @@ def _dicom_folder(path: Path) -> Iterator[tuple[Path, Path | None]]:
 
         with tempfile.TemporaryDirectory(prefix="limbseg-zip-") as tmp:
             safe_extract(path, tmp)
-            yield Path(tmp), Path(tmp)
+            try:
+                yield Path(tmp), Path(tmp)
+            except LimbsegError as exc:
+                raise _in_archive(exc, path, Path(tmp)) from exc
     elif path.is_file():
         if not has_dicm_marker(path):
             raise LimbsegError("not a DICOM file (no DICM marker)", path)
         yield path.parent, None
     else:
         raise LimbsegError("no such file or folder", path)
+
+
+def _in_archive(exc: LimbsegError, archive: Path, root: Path) -> LimbsegError:
+    """An error about an extracted file, renamed to ``ARCHIVE: MEMBER: problem`` (the extraction is temporary)."""
+    if exc.path is None or not Path(exc.path).is_relative_to(root):
+        return exc
+    member = Path(exc.path).relative_to(root).as_posix()
+    message = str(exc).removeprefix(f"{exc.path}: ")
+    return LimbsegError(f"{member}: {message}" if member != "." else message, archive)
 
 
 def _displayed(paths: list[Path], root: Path | None) -> list[str]:
@@ -85,7 +99,7 @@ def list_series(path: str | Path) -> list[SeriesInfo]:
     For a zip, ``files`` are member names inside the archive (the extraction is temporary).
     """
     path = Path(path)
-    with _dicom_folder(path) as (folder, root):
+    with reading(path, "DICOM series"), _dicom_folder(path) as (folder, root):
         series = group_series(scan_headers(folder))
     if root is not None:
         for s in series:
@@ -115,7 +129,10 @@ def read_dicom(path: str | Path, *, series_uid: str | None = None, allow_resampl
     with _dicom_folder(path) as (folder, root):
         series = group_series(scan_headers(folder))
         if series_uid is None and path.is_file() and not path.name.lower().endswith(".zip"):
-            chosen = next(s for s in series if path.resolve() in {f.resolve() for f in s.files})
+            mine = [s for s in series if path.resolve() in {f.resolve() for f in s.files}]
+            if not mine:
+                raise LimbsegError("this DICOM file holds no image (its folder has other series)", path)
+            chosen = mine[0]
         else:
             chosen = pick_series(series, series_uid, path)
         volume, files = _read_stack(chosen, path, allow_resample)
@@ -204,15 +221,9 @@ def check_decoder(transfer_syntax: str, path: str | Path) -> None:
 
 def _decode(h: SliceHeader) -> np.ndarray:
     """Stored pixel values of one slice, shape (rows, cols)."""
-    import pydicom
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(h.path)
-            pixels = ds.pixel_array
-    except Exception as exc:
-        raise LimbsegError(f"truncated or corrupt pixel data ({str(exc).splitlines()[0][:160]})", h.path) from exc
+    with reading(h.path, "DICOM pixel data"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pixels = dcmread_bounded(h.path).pixel_array
     if pixels.shape != (h.rows, h.cols):
         raise LimbsegError(f"pixel data has shape {pixels.shape}, expected ({h.rows}, {h.cols})", h.path)
     return pixels

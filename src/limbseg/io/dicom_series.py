@@ -9,16 +9,19 @@ the records kept here.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from limbseg.errors import LimbsegError
+from limbseg.io.guard import reading
 
 log = logging.getLogger(__name__)
 
@@ -119,16 +122,42 @@ def _expects_pixels(ds: object, sop_class: str) -> bool:
 def read_header(path: Path) -> SliceHeader | None:
     """The slice header of a DICOM image file; None for DICOM files without an image.
 
-    Raises LimbsegError for a DICOM file that is truncated or cannot be parsed.
+    Raises LimbsegError for a DICOM file that is truncated or cannot be parsed. pydicom converts
+    elements lazily, on first access, so a corrupt element (an unknown VR, a bad length) fails below
+    ``dcmread``: the whole function runs under :func:`~limbseg.io.guard.reading`.
     """
+    with reading(path, "DICOM file"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lazily converted values warn here, not in dcmread
+        return _slice_header(dcmread_bounded(path, defer_size=1024), path)
+
+
+class _BoundedReader(io.BufferedReader):
+    """A binary file whose ``read(n)`` never asks for more than the bytes left in the file.
+
+    pydicom reads an element's value with ``fp.read(length)``, and Python allocates ``length`` bytes
+    before reading: a corrupt length of 4 GB in a 1 kB file would allocate 4 GB.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(io.FileIO(str(path), "rb"))  # a str name: pydicom reopens it for deferred values
+        self._size = os.fstat(self.fileno()).st_size
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is not None and size >= 0:
+            size = min(size, max(self._size - self.tell(), 0))
+        return super().read(size)
+
+
+def dcmread_bounded(path: Path, **kwargs: Any) -> Any:
+    """``pydicom.dcmread`` through :class:`_BoundedReader`, warnings silenced (corrupt files make many)."""
     import pydicom
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, defer_size=1024)
-    except Exception as exc:
-        raise LimbsegError(f"truncated or corrupt DICOM file ({exc.__class__.__name__})", path) from exc
+    with _BoundedReader(path) as fh, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(fh, **kwargs)
+
+
+def _slice_header(ds: Any, path: Path) -> SliceHeader | None:
     meta = getattr(ds, "file_meta", None)
     sop_class = str(getattr(meta, "MediaStorageSOPClassUID", "") or ds.get("SOPClassUID", ""))
     has_pixels = any(t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))

@@ -14,6 +14,9 @@ MAX_BYTES = 8 * 1024**3
 MAX_ARCHIVE_ENTRIES = 20_000
 MAX_ARCHIVE_BYTES = 8 * 1024**3
 MAX_ARCHIVE_RATIO = 200.0
+#: Most a gzip/zlib stream can expand (deflate's theoretical limit is 1032:1); bounds what a compressed
+#: file can hold before its declared size is allocated.
+MAX_GZIP_RATIO = 1100
 
 
 def check_image_size(shape: tuple[int, ...], itemsize: int, path: str | Path) -> None:

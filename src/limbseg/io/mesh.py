@@ -15,6 +15,7 @@ import trimesh
 
 from limbseg.errors import LimbsegError
 from limbseg.io.atomic import atomic_path
+from limbseg.io.guard import reading
 
 MESH_SUFFIXES = (".ply", ".stl", ".obj")
 _FLIP = np.array([-1.0, -1.0, 1.0])
@@ -64,10 +65,12 @@ def read_mesh(path: str | Path, space: str = "LPS") -> trimesh.Trimesh:
         raise LimbsegError("VTK/VTP meshes are not supported; save the model as PLY, STL or OBJ", path)
     if not path.name.lower().endswith(MESH_SUFFIXES):
         raise LimbsegError("unsupported mesh format (use .ply, .stl or .obj)", path)
-    try:
-        loaded = trimesh.load(str(path), force="mesh", process=True)
-    except Exception as exc:  # trimesh raises many types for corrupt files
-        raise LimbsegError(f"not a readable mesh ({exc.__class__.__name__}: {exc})", path) from exc
+    with reading(path, "mesh"):  # trimesh raises many types for corrupt files
+        return _read(path, space)
+
+
+def _read(path: Path, space: str) -> trimesh.Trimesh:
+    loaded = trimesh.load(str(path), force="mesh", process=True)
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
         raise LimbsegError("mesh has no triangles", path)
     if not np.all(np.isfinite(loaded.vertices)):

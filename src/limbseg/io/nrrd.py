@@ -10,7 +10,8 @@ import numpy as np
 
 from limbseg.errors import LimbsegError
 from limbseg.io.atomic import atomic_path
-from limbseg.io.limits import check_image_size
+from limbseg.io.guard import reading
+from limbseg.io.limits import MAX_GZIP_RATIO, check_image_size
 from limbseg.volume import LPS_TO_RAS, Volume
 
 _SPACE_TO_RAS = {
@@ -40,19 +41,20 @@ def nrrd_header_affine(header: dict[str, Any], path: str | Path) -> np.ndarray:
 
 
 def read_nrrd(path: str | Path) -> Volume:
+    """Read a 3D NRRD image (attached data, or a detached data file in the header's folder)."""
     path = Path(path)
-    try:
-        header = nrrd.read_header(str(path))
-    except Exception as exc:
-        raise LimbsegError(f"not a readable NRRD file ({exc})", path) from exc
+    with reading(path, "NRRD file"):  # pynrrd raises many types for corrupt files
+        return _read(path)
+
+
+def _read(path: Path) -> Volume:
+    header = nrrd.read_header(str(path))
     sizes = tuple(int(s) for s in header.get("sizes", ()))
     dtype = np.dtype(header.get("type", "uint8")) if str(header.get("type", "")).isidentifier() else np.dtype("f8")
     check_image_size(sizes, max(dtype.itemsize, 1), path)
+    _check_data_size(header, path, int(np.prod(sizes)) * max(dtype.itemsize, 1))
     affine = nrrd_header_affine(header, path)
-    try:
-        data, _ = nrrd.read(str(path))
-    except Exception as exc:
-        raise LimbsegError(f"truncated or corrupt NRRD data ({exc})", path) from exc
+    data, _ = nrrd.read(str(path))
     if data.ndim == 4 and data.shape[0] == 1:
         data = data[0]
     if data.ndim != 3:
@@ -76,3 +78,26 @@ def write_nrrd(volume: Volume, path: str | Path, extra: dict[str, Any] | None = 
     array = volume.array.astype(np.uint8) if volume.array.dtype == np.bool_ else volume.array
     with atomic_path(path) as tmp:
         nrrd.write(str(tmp), np.ascontiguousarray(array), header, index_order="F")
+
+
+def _check_data_size(header: dict[str, Any], path: Path, nbytes: int) -> None:
+    """Refuse, before pynrrd allocates ``nbytes``, data that cannot be there: a detached data file outside
+    the header's folder (or not a regular file), or raw/compressed data too short for the declared sizes."""
+    name = header.get("data file", header.get("datafile"))
+    if name is not None:
+        if not isinstance(name, str) or name.upper().startswith("LIST") or "%" in name:
+            raise LimbsegError("NRRD data file lists are not supported", path)
+        data_path = (path.parent / name).resolve()
+        if not data_path.is_relative_to(path.parent.resolve()) or not data_path.is_file():
+            raise LimbsegError(f"NRRD data file {name!r} is not a file next to the header", path)
+        available = data_path.stat().st_size
+    else:
+        with path.open("rb") as fh:
+            head = fh.read(1 << 16)
+        end = head.find(b"\n\n")
+        available = path.stat().st_size - (end + 2 if end >= 0 else len(head))
+    available -= max(int(header.get("byte skip", 0) or 0), 0)
+    encoding = str(header.get("encoding", "raw")).lower()
+    room = available if encoding == "raw" else available * MAX_GZIP_RATIO if encoding in ("gzip", "gz") else None
+    if room is not None and nbytes > room:
+        raise LimbsegError(f"truncated NRRD data: the header declares {nbytes} bytes, the file holds {available}", path)
