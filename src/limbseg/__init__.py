@@ -5,6 +5,7 @@ The Python API that the CLI and the GUI both call::
     import limbseg
     vol = limbseg.read_image("scan_dir/")            # Volume: array (i, j, k) + RAS affine
     result = limbseg.segment("scan_dir/", "out/")    # LabelMap + statistics, all outputs written
+    limbseg.cohort("manifest.csv", "cohort/", workers=2)  # many scans, resumable, on Dask
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _LAZY = {
     "read_image": ("limbseg.io", "read_image"),
     "write_image": ("limbseg.io", "write_image"),
     "segment": ("limbseg.pipeline", "segment"),
+    "cohort": ("limbseg.cohort", "cohort"),
 }
 
 

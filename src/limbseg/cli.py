@@ -14,13 +14,15 @@ import logging
 import pkgutil
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 
 from limbseg import __version__
 from limbseg.errors import LimbsegError
 
 #: Order of the subcommands in ``--help``.
-COMMAND_ORDER = ["info", "convert", "labels", "prepare", "synth", "train", "evaluate", "segment", "measure", "demo", "gui"]
+COMMAND_ORDER = ["info", "convert", "labels", "prepare", "synth", "train", "evaluate", "segment", "measure",
+                 "cohort", "demo", "gui"]
 
 _common = argparse.ArgumentParser(add_help=False)
 _common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
@@ -59,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Loggers of file parsers that narrate every oddity of a file at WARNING (pydicom also resets its level when
+#: imported, and nibabel has its own stderr handler): only CRITICAL records pass unless ``--debug``.
+_CHATTY_PARSERS = ("pydicom", "nibabel.global")
+
+
+def _critical_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.CRITICAL
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -68,8 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
     if not args.debug:  # highdicom narrates every attribute it copies at INFO
         logging.getLogger("highdicom").setLevel(logging.WARNING)
+        for name in _CHATTY_PARSERS:  # they log each oddity of a corrupt file; our one error line says what matters
+            logging.getLogger(name).addFilter(_critical_only)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            if not args.debug:  # parsers warn about every oddity of a corrupt file; errors are one line
+                warnings.simplefilter("ignore")
+            return int(args.func(args) or 0)
     except LimbsegError as exc:
         if args.debug:
             traceback.print_exc()
