@@ -61,7 +61,7 @@ def test_widely_open_mesh_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "content", "message"),
-    [("missing.ply", None, "no such"), ("bad.ply", b"ply\ngarbage", "readable|triangles"),
+    [("missing.ply", None, "no such"), ("bad.ply", b"ply\ngarbage", "corrupt mesh|triangles"),
      ("m.vtk", b"# vtk", "VTK"), ("m.xyz", b"1 2 3", "unsupported")],
 )
 def test_bad_mesh_files(tmp_path: Path, name: str, content: bytes | None, message: str) -> None:
