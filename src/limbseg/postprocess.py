@@ -6,13 +6,15 @@ a 4x4 RAS affine (voxel index -> mm). Three steps, the study's rule first:
 1. Per axial slice and per structure (the study's rule): fill holes smaller than ``fraction``
    (1 %) of the structure's pixel count in that slice, then remove connected components smaller
    than ``fraction`` of it. "Axial" is the voxel axis closest to the patient's superior axis.
-2. Along the axial axis: close gaps of missing slices inside a bone (:func:`close_gaps`, at most
+2. In 3D: keep the largest connected component of each structure on each side of the body, pieces
+   at most ``max_gap_mm`` apart along the axial axis counting as one (a slice of femur mislabelled as
+   tibia leaves a stray piece of tibia, removed here, and does not cut the femur in two). Sides come
+   from the bones (:mod:`limbseg.segmentation.sides`): with two legs every structure is split at the
+   midline between them (RAS ``+x`` is the patient's **right**); with one leg each leg bone goes whole
+   to that leg's side (``left``, ``right`` or ``unknown``).
+3. Along the axial axis: close gaps of missing slices inside a bone (:func:`close_gaps`, at most
    ``max_gap_mm``): in each gap the bone's cross-section is interpolated from the slices on either
    side, within the structure's own in-plane footprint, on background only.
-3. In 3D: keep the largest connected component of each structure on each side of the body. Sides
-   come from the bones (:mod:`limbseg.segmentation.sides`): with two legs every structure is split at
-   the midline between them (RAS ``+x`` is the patient's **right**); with one leg each leg bone goes
-   whole to that leg's side (``left``, ``right`` or ``unknown``).
 
 Empty-mask rules: an empty label map is returned unchanged (all background); a structure absent
 from a slice or side is skipped; nothing is ever added except background voxels (holes, gaps).
@@ -204,23 +206,39 @@ def field_centre_x(shape: tuple[int, ...], affine: np.ndarray) -> float:
     return float(np.asarray(affine, dtype=float)[0, :3] @ centre + affine[0, 3])
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 26-connected component of a 3D boolean mask (empty in, empty out)."""
+def largest_component(mask: np.ndarray, axis: int = 2, bridge: int = 0) -> np.ndarray:
+    """The largest 26-connected component of a 3D boolean mask (empty in, empty out).
+
+    ``bridge``: pieces at most this many slices apart along ``axis`` (and overlapping in-plane) count as one
+    component, as a gap :func:`close_gaps` closes would make them: a bone with one slice mislabelled as its
+    neighbour is kept whole, not cut at the bad slice. The component's size is that of its own voxels.
+    """
     if not mask.any():
         return mask.copy()
-    lab, count = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+    joined = mask
+    if bridge > 0:
+        line = np.zeros((3, 3, 3), dtype=bool)
+        line[tuple(slice(None) if ax == axis else 1 for ax in range(3))] = True
+        joined = ndimage.binary_closing(np.pad(mask, [(bridge + 1, bridge + 1) if ax == axis else (0, 0)
+                                                      for ax in range(3)]), line, iterations=(bridge + 1) // 2)
+        joined = joined[tuple(slice(bridge + 1, -(bridge + 1)) if ax == axis else slice(None)
+                              for ax in range(3))] | mask
+    lab, count = ndimage.label(joined, structure=np.ones((3, 3, 3), dtype=bool))
     if count == 1:
         return mask.copy()
-    sizes = np.bincount(lab.ravel())
+    sizes = np.bincount(lab[mask], minlength=count + 1)
     sizes[0] = 0
-    return lab == int(np.argmax(sizes))
+    return mask & (lab == int(np.argmax(sizes)))
 
 
 def keep_largest_per_side(
     labels: np.ndarray, affine: np.ndarray, values: Iterable[int], midline_x: float | None = None, *,
-    sides: Sides | None = None, scheme: LabelScheme = DEFAULT_SCHEME,
+    sides: Sides | None = None, scheme: LabelScheme = DEFAULT_SCHEME, axis: int = 2, bridge: int = 0,
 ) -> np.ndarray:
     """Keep, for each structure value, the largest 3D component on each of its sides.
+
+    ``axis``, ``bridge``: pieces up to ``bridge`` slices apart along ``axis`` are one component
+    (:func:`largest_component`).
 
     ``sides`` says how each structure (named by ``scheme``) is sided; without it every structure is split
     at ``midline_x`` (RAS x > midline: right). Returns a new uint8 array; removed voxels become background.
@@ -246,7 +264,7 @@ def keep_largest_per_side(
         for _, part in sides.split(known.get(value, str(value)), mask, box_affine):
             sub = nonzero_box(part)
             if sub is not None:
-                keep[sub] |= largest_component(part[sub])
+                keep[sub] |= largest_component(part[sub], axis, bridge)
         region[mask & ~keep] = 0
     return out
 
@@ -255,7 +273,7 @@ def postprocess(
     labels: LabelMap, *, fraction: float = 0.01, midline_x: float | None = None, largest: bool = True,
     sides: Sides | None = None, max_gap_mm: float = MAX_GAP_MM,
 ) -> LabelMap:
-    """The full post-processing of a label map (study's per-slice rule, gap closing, 3D largest per side).
+    """The full post-processing of a label map (study's per-slice rule, 3D largest per side, gap closing).
 
     Args:
         labels: the label map (any orientation; slices are taken along :func:`axial_axis`).
@@ -279,10 +297,11 @@ def postprocess(
         spacing = labels.spacing
         max_slices = int(max_gap_mm / spacing[axis] + 1e-6) if max_gap_mm > 0 else 0
         in_plane = tuple(spacing[ax] for ax in range(3) if ax != axis)
-        array = close_gaps(array, values, axis=axis, max_slices=max_slices, sampling=in_plane)  # type: ignore[arg-type]
-        if largest:
+        if largest:  # before the gaps are closed: a slice of femur called tibia is a stray piece of tibia
             cleaned = LabelMap(array, crop.affine, {}, scheme=labels.scheme)
             sides = as_sides(cleaned, sides, midline_x)
-            array = keep_largest_per_side(array, crop.affine, values, sides=sides, scheme=labels.scheme)
+            array = keep_largest_per_side(array, crop.affine, values, sides=sides, scheme=labels.scheme,
+                                          axis=axis, bridge=max_slices)
+        array = close_gaps(array, values, axis=axis, max_slices=max_slices, sampling=in_plane)  # type: ignore[arg-type]
         out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = array
     return LabelMap(out, labels.affine.copy(), dict(labels.meta), scheme=labels.scheme)

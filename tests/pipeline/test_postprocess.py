@@ -122,6 +122,38 @@ def test_different_bones_across_a_gap_are_not_merged_and_other_bones_are_kept():
     assert ((out[:, :, 10] == 2) == expected).all() and ((out[:, :, 11] == 2) == expected).all()
 
 
+def test_a_femur_slice_called_tibia_does_not_cut_the_femur():
+    """One slice of a femur predicted as tibia (a 2D network's typical error on a one-leg scan): the femur's
+    two pieces are one bone for the largest-component rule, the stray tibia slice is removed and the femur
+    slice is interpolated back; before, the smaller femur piece was thrown away."""
+    lab = _rod((30, 40, 40), 15, 15, 5, 2, 12, 1)  # tibia below
+    _rod((30, 40, 40), 15, 15, 6, 14, 38, 2, lab)  # femur above
+    truth = lab.copy()
+    lab[:, :, 20][lab[:, :, 20] == 2] = 1  # a femur slice mislabelled as tibia
+    out = postprocess(LabelMap(lab, AFFINE)).array
+    np.testing.assert_array_equal(out, truth)
+    # pieces further apart than the limit stay separate: the smaller one is removed as before
+    far = truth.copy()
+    far[:, :, 20:25][far[:, :, 20:25] == 2] = 0  # 5 slices x 3 mm = 15 mm > 10 mm
+    out = postprocess(LabelMap(far, AFFINE)).array
+    assert (out[:, :, 14:20] == 2).sum() == 0 and (out[:, :, 25:38] == 2).sum() == (truth[:, :, 25:38] == 2).sum()
+
+
+def test_bridging_joins_pieces_in_line_only():
+    """Two femur pieces two slices apart but side by side in-plane (not in line along the slice axis) are
+    not joined: bridging runs along the slice axis only."""
+    from limbseg.postprocess import largest_component
+
+    mask = np.zeros((40, 20, 30), bool)
+    mask[2:10, 5:12, 2:20] = True  # the big piece
+    mask[25:30, 5:12, 22:26] = True  # two slices above it, but 15 voxels aside
+    out = largest_component(mask, axis=2, bridge=3)
+    assert out[2:10, 5:12, 2:20].all() and not out[25:30].any()
+    mask[2:10, 5:12, 22:26] = True  # the same piece in line with the big one: kept
+    out = largest_component(mask, axis=2, bridge=3)
+    assert out[2:10, 5:12, 22:26].all() and not out[25:30].any()
+
+
 def test_gap_closing_never_bridges_two_legs():
     shape = (60, 30, 30)
     lab = _rod(shape, 15, 15, 5, 3, 27, 2)  # left femur: whole

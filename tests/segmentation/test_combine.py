@@ -101,3 +101,22 @@ def test_union_with_the_heuristic_roi():
     u = union_roi(a, b)
     assert (u.z_mm, u.x_mm, u.y_mm) == ((-10.0, 100.0), (-60.0, 50.0), (-30.0, 20.0))
     assert u.midline_x_mm == 2.0 and u.crotch_z_mm == 55.0
+
+
+def test_region_is_as_wide_as_the_body():
+    """In-plane the locator's box grows to the body it crosses (a fibula outside the tibia's box is not lost);
+    along z it stays the locator's; a box outside the body's slices is left as it is."""
+    from limbseg.data.region import BODY_MARGIN_MM, body_width
+    from limbseg.data.roi import ROI
+
+    body = np.zeros((30, 30, 20), bool)
+    body[5:25, 8:20, :] = True  # a body 80 x 48 mm on the 4 mm grid, every slice
+    body[0:28, 8:20, 15:] = True  # wider in the top slices (outside the ROI's z range)
+    mask = Volume(body, np.diag([4.0, 4.0, 4.0, 1.0]), {})
+    roi = ROI((10.0, 50.0), (40.0, 60.0), (40.0, 100.0), 50.0, None, ["locator"])
+    wide = body_width(roi, mask)
+    assert wide.z_mm == roi.z_mm
+    assert wide.x_mm == (5 * 4 - 2 - BODY_MARGIN_MM, 24 * 4 + 2 + BODY_MARGIN_MM)
+    assert wide.y_mm == (8 * 4 - 2 - BODY_MARGIN_MM, 100.0)  # never smaller than the locator's box
+    outside = ROI((200.0, 260.0), (40.0, 60.0), (40.0, 60.0), 50.0)
+    assert body_width(outside, mask) == outside

@@ -28,6 +28,7 @@ from limbseg.data.slices import canonical_axial, normalise
 from limbseg.errors import LimbsegError
 from limbseg.volume import Volume
 
+BODY_MARGIN_MM = 8.0  #: added around the body's in-plane extent (two coarse voxels)
 WINDOW_METHOD = "body-percentile"  #: ``normalisation.method`` of bundles normalised by :func:`body_window`
 
 
@@ -87,7 +88,7 @@ def find_region(volume: Volume, *, start_mm: float | None = None, end_mm: float 
     location = locator.locate(volume) if locator is not None else None
     try:
         if location is not None and start_mm is None and end_mm is None:
-            roi = roi_from_location(location)
+            roi = body_width(roi_from_location(location), coarse[1])
             try:  # where the body-shape heuristic also sees two legs, the region covers both boxes
                 roi = union_roi(roi, roi_mod.find_roi(volume, body=coarse[1]))
             except LimbsegError:
@@ -115,6 +116,31 @@ def union_roi(located: roi_mod.ROI, heuristic: roi_mod.ROI) -> roi_mod.ROI:
     return roi_mod.ROI(span(located.z_mm, heuristic.z_mm), span(located.x_mm, heuristic.x_mm),
                        span(located.y_mm, heuristic.y_mm), heuristic.midline_x_mm, heuristic.crotch_z_mm,
                        [*located.notes, "and the body-shape ROI (two legs seen)", *heuristic.notes])
+
+
+def body_width(roi: roi_mod.ROI, body: Volume, margin_mm: float = BODY_MARGIN_MM) -> roi_mod.ROI:
+    """The ROI widened in-plane to the body it crosses (``body``: the coarse body mask of
+    :func:`limbseg.data.roi.coarse_body`), from the ROI's first to its last slice.
+
+    The locator's box decides which slices the fine network runs on; in-plane its box is too tight where it
+    misses a bone (its fibula and pelvis are weak): a thin fibula 1 cm outside the tibia's box was lost in
+    one-leg scans. The fine network runs on the body's tiles only (:func:`limbseg.inference.body_tiles`), so
+    the wider box costs little.
+    """
+    mask = body.array
+    centres = body.index_to_ras(np.stack([np.zeros(mask.shape[2]), np.zeros(mask.shape[2]),
+                                          np.arange(mask.shape[2])], axis=1).astype(float))[:, 2]
+    ks = np.flatnonzero((centres >= roi.z_mm[0]) & (centres <= roi.z_mm[1]))
+    if ks.size == 0 or not mask[:, :, ks].any():
+        return roi
+    idx = np.argwhere(mask[:, :, ks]).astype(float)
+    idx[:, 2] += ks[0]
+    corners = body.index_to_ras(np.array([idx.min(axis=0), idx.max(axis=0)]))
+    half = np.abs(body.affine[:3, :3]).sum(axis=1) / 2  # the voxels' outer edges
+    lo, hi = corners.min(axis=0) - half - margin_mm, corners.max(axis=0) + half + margin_mm
+    x = (min(roi.x_mm[0], float(lo[0])), max(roi.x_mm[1], float(hi[0])))
+    y = (min(roi.y_mm[0], float(lo[1])), max(roi.y_mm[1], float(hi[1])))
+    return roi_mod.ROI(roi.z_mm, x, y, roi.midline_x_mm, roi.crotch_z_mm, [*roi.notes, "as wide as the body"])
 
 
 def roi_from_location(location: Any) -> roi_mod.ROI:
