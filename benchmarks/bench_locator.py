@@ -40,7 +40,7 @@ def _dsc(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
 
 
 def _clean(labels):
-    from limbseg.postprocess import postprocess
+    from limbseg.segmentation.postprocess import postprocess
     from limbseg.segmentation.sides import assign_sides
 
     return postprocess(labels, sides=assign_sides(labels))
@@ -48,9 +48,9 @@ def _clean(labels):
 
 def weights_scan(predictor, image, truth, weights: list) -> dict:
     """DSC per bone at each prior weight (fine probabilities computed once)."""
-    from limbseg.data.region import find_region
-    from limbseg.inference import native_argmax
     from limbseg.segmentation.combine import apply_prior, prior_on_grid
+    from limbseg.segmentation.predict import native_argmax
+    from limbseg.segmentation.region import find_region
     from limbseg.volume import LabelMap
 
     region = find_region(image, normalisation=predictor.preprocessing.get("normalisation"), locator=predictor.locator)
@@ -84,7 +84,7 @@ def variant_scan(predictor, image, truth, full_pred) -> list[dict]:
             continue
         labels = LabelMap(raw.array, img.affine.copy(), {}, scheme=predictor.scheme)
         sides = assign_sides(labels)
-        from limbseg.postprocess import postprocess
+        from limbseg.segmentation.postprocess import postprocess
 
         pred = postprocess(labels, sides=sides).array
         full = fov.of(full_pred)
@@ -133,9 +133,9 @@ def main() -> None:
 
     import torch
 
-    from limbseg.inference import Predictor
     from limbseg.io import read_image
     from limbseg.models.bundle import load_bundle
+    from limbseg.segmentation.predict import Predictor
 
     torch.set_num_threads(2)
     weights = [w if "," in w else float(w) for w in args.weights]

@@ -165,7 +165,7 @@ def _matmul_gflops(device) -> float:
 def _batched_flops(predictor, inputs: np.ndarray) -> tuple[float, float]:
     """FLOPs of running ``inputs`` as the Predictor does (per batch: its body tiles, padded to 32) and the mean
     number of pixels per slice that went through the network."""
-    from limbseg.inference import body_tiles
+    from limbseg.segmentation.predict import body_tiles
 
     whole = [(slice(0, inputs.shape[2]), slice(0, inputs.shape[3]))]
     cache: dict[tuple[int, int], float] = {}
@@ -185,9 +185,9 @@ def _study(bundle_path: Path, dicom: Path, device: str) -> dict:
     """The study's configuration: all slices, /max, 256x256, repeat channels."""
     import torch
 
-    from limbseg.inference import Predictor
     from limbseg.io import read_image
     from limbseg.models.bundle import load_bundle
+    from limbseg.segmentation.predict import Predictor
 
     bundle = load_bundle(bundle_path)
     predictor = Predictor(bundle, device=device, crop_to_body=False)  # the whole 256x256 field, as in the study
@@ -225,8 +225,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from limbseg.inference import resolve_device
     from limbseg.io import read_image
+    from limbseg.segmentation.predict import resolve_device
     from limbseg.synth.cohort import synthesize_subject
     from limbseg.synth.dicom_writer import write_mr_series
 
@@ -254,11 +254,11 @@ def main() -> None:
     speedup = float(np.median([s["wall_s"] / max(r["timings"]["inference"], 1e-9) for r, s in zip(runs, studies, strict=True)]))
     device = resolve_device(args.device)
     roi = json.loads((work / "out" / "labels.json").read_text())["roi"]
-    from limbseg.inference import Predictor
     from limbseg.models.bundle import load_bundle
+    from limbseg.segmentation.predict import Predictor
 
     predictor = Predictor(load_bundle(bundle), device=args.device)
-    from limbseg.data.region import find_region
+    from limbseg.segmentation.region import find_region
 
     region = find_region(scan)
     inputs, _ = predictor.prepare(region.crop(scan), region.window)

@@ -9,7 +9,7 @@ import pytest
 
 from limbseg.export.meshes import export_meshes
 from limbseg.export.statistics import compute_statistics, write_statistics
-from limbseg.postprocess import bone_sides, postprocess
+from limbseg.segmentation.postprocess import bone_sides, postprocess
 from limbseg.segmentation.sides import Sides, assign_sides, dicom_header, header_side
 from limbseg.volume import LabelMap
 

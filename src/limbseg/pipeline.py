@@ -1,7 +1,7 @@
 """``segment()``: the one place that knows the whole sequence from a scan to all outputs.
 
-read -> network region (:mod:`limbseg.data.region`: automatic ROI, the whole scan's intensity window) -> crop
-(native grid) -> :class:`~limbseg.inference.Predictor`
+read -> network region (:mod:`limbseg.segmentation.region`: automatic ROI, the whole scan's intensity window) -> crop
+(native grid) -> :class:`~limbseg.segmentation.predict.Predictor`
 (canonical axial slices, optional flip TTA, fold ensemble, back to the native grid) -> post-processing ->
 outputs written into a temporary folder, then moved to ``output_dir`` (nothing partial is left).
 
@@ -205,7 +205,7 @@ def _has_locator(model: Any) -> bool:
 
 def _load_predictor(model: Any, device: str) -> tuple[Any, Any]:
     """(bundle, Predictor) for ``segment``: the model loaded (or taken as given) and built on ``device``."""
-    from limbseg.inference import Predictor
+    from limbseg.segmentation.predict import Predictor
 
     bundle = load_model(model)
     return bundle, Predictor(bundle, device=device)
@@ -239,10 +239,10 @@ def segment(
         roi_start_mm, roi_end_mm: hand-set limits along RAS z (mm), overriding the automatic ROI.
         progress: optional callable(fraction in [0, 1], message).
     """
-    from limbseg.data.region import body_window, find_region
     from limbseg.io import read_image
     from limbseg.io.atomic import atomic_dir
-    from limbseg.postprocess import postprocess as clean
+    from limbseg.segmentation.postprocess import postprocess as clean
+    from limbseg.segmentation.region import body_window, find_region
 
     report = progress or (lambda fraction, message: None)
     bad = [f for f in formats if f not in MESH_FORMATS]

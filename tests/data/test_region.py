@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from limbseg.data.region import WINDOW_METHOD, body_window, find_region
+from limbseg.segmentation.region import WINDOW_METHOD, body_window, find_region
 from limbseg.volume import Volume
 
 PRE = {"spacing_mm": 4.0, "channels": "2.5d", "neighbour_mm": 8.0,
@@ -36,12 +36,12 @@ def test_segment_feeds_the_network_what_training_prepared(subject, tmp_path, mon
     """The slices `segment` runs the network on equal the training case's slices (float16 cache)."""
     import torch
 
-    from limbseg.inference import Predictor
     from limbseg.io import write_image
     from limbseg.labels import DEFAULT_SCHEME
     from limbseg.models.bundle import save_bundle
     from limbseg.models.factory import architecture, build_model
     from limbseg.pipeline import segment
+    from limbseg.segmentation.predict import Predictor
     from limbseg.training.data import Case, prepare_case
 
     write_image(subject.image, tmp_path / "img.nii.gz")

@@ -104,7 +104,7 @@ fetch(`/api/jobs/${document.body.dataset.segDone}/files/${arguments[0]}`).then(r
 def test_segment_in_browser_with_the_real_pipeline(tmp_path: Path) -> None:
     """End to end: a coarse virtual subject as a zipped DICOM series, the real pipeline (automatic ROI) and a
     tiny model bundle."""
-    from limbseg.data.roi import find_roi
+    from limbseg.segmentation.roi import find_roi
 
     bundle = tiny_bundle(tmp_path / "models")
     scan_zip, subject = virtual_dicom_zip(tmp_path, seed=3, pixel=3.75, slice_thickness=6.0)

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from limbseg.errors import LimbsegError
-from limbseg.inference import Predictor
 from limbseg.labels import DEFAULT_SCHEME
 from limbseg.models.bundle import DEFAULT_PREPROCESSING, list_bundles, load_bundle, save_bundle
 from limbseg.models.factory import ENCODERS, architecture, build_model
+from limbseg.segmentation.predict import Predictor
 from limbseg.volume import Volume
 
 

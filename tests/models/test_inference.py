@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from limbseg.data.slices import to_native
-from limbseg.inference import BODY_MARGIN_PX, Predictor, body_tiles, native_argmax
 from limbseg.models.factory import architecture, build_model
+from limbseg.segmentation.predict import BODY_MARGIN_PX, Predictor, body_tiles, native_argmax
 from limbseg.volume import Volume
 
 

@@ -18,7 +18,7 @@ def bundle():
 @pytest.fixture(scope="module")
 def fixed_subject(bundle):
     """(subject, predictor, whole-scan prediction) of the fixed virtual child (seed 0, water, 1.875 mm)."""
-    from limbseg.inference import Predictor
+    from limbseg.segmentation.predict import Predictor
     from limbseg.synth.cohort import synthesize_subject
 
     torch.set_num_threads(2)
@@ -68,7 +68,7 @@ def test_shipped_model_on_the_fields_of_view_labs_acquire(fixed_subject):
     and each bone's DSC is within 0.05 of the whole scan's over the same crop (issue #14), except the known gaps
     above. The model shipped before the locator refused the one-knee and one-leg crops."""
     from limbseg.metrics import dice
-    from limbseg.postprocess import postprocess
+    from limbseg.segmentation.postprocess import postprocess
     from limbseg.segmentation.sides import assign_sides
     from limbseg.synth.fov import fields_of_view
     from limbseg.volume import LabelMap

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from limbseg.postprocess import (
+from limbseg.segmentation.postprocess import (
     axial_axis,
     clean_slice,
     clean_slices,
@@ -142,7 +142,7 @@ def test_a_femur_slice_called_tibia_does_not_cut_the_femur():
 def test_bridging_joins_pieces_in_line_only():
     """Two femur pieces two slices apart but side by side in-plane (not in line along the slice axis) are
     not joined: bridging runs along the slice axis only."""
-    from limbseg.postprocess import largest_component
+    from limbseg.segmentation.postprocess import largest_component
 
     mask = np.zeros((40, 20, 30), bool)
     mask[2:10, 5:12, 2:20] = True  # the big piece

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from segment_phantoms import body_phantom
 
-from limbseg.data.roi import crop_to_roi, find_roi
 from limbseg.errors import LimbsegError
+from limbseg.segmentation.roi import crop_to_roi, find_roi
 from limbseg.volume import Volume
 
 

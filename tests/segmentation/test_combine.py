@@ -64,7 +64,7 @@ def test_dilation_keeps_the_outline_to_the_fine_network():
 def test_region_from_location_for_a_single_knee():
     """A locator that sees one knee (femur above, tibia below, no pelvis) gives a box around them plus the
     margin and a midline hint through the bones."""
-    from limbseg.data.region import roi_from_location
+    from limbseg.segmentation.region import roi_from_location
 
     shape = (20, 20, 30)
     grid = Volume(np.zeros(shape, np.float32), np.diag([-6.0, -6.0, 6.0, 1.0]), {})
@@ -93,8 +93,8 @@ def test_per_bone_weights():
 
 
 def test_union_with_the_heuristic_roi():
-    from limbseg.data.region import union_roi
-    from limbseg.data.roi import ROI
+    from limbseg.segmentation.region import union_roi
+    from limbseg.segmentation.roi import ROI
 
     a = ROI((0.0, 100.0), (-50.0, 50.0), (-20.0, 20.0), 1.0, None, ["locator"])
     b = ROI((-10.0, 80.0), (-60.0, 40.0), (-30.0, 10.0), 2.0, 55.0, ["heuristic"])
@@ -106,8 +106,8 @@ def test_union_with_the_heuristic_roi():
 def test_region_is_as_wide_as_the_body():
     """In-plane the locator's box grows to the body it crosses (a fibula outside the tibia's box is not lost);
     along z it stays the locator's; a box outside the body's slices is left as it is."""
-    from limbseg.data.region import BODY_MARGIN_MM, body_width
-    from limbseg.data.roi import ROI
+    from limbseg.segmentation.region import BODY_MARGIN_MM, body_width
+    from limbseg.segmentation.roi import ROI
 
     body = np.zeros((30, 30, 20), bool)
     body[5:25, 8:20, :] = True  # a body 80 x 48 mm on the 4 mm grid, every slice

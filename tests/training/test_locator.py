@@ -149,8 +149,8 @@ def _with_locator(tiny_bundle, tmp_path, **extra):
 def test_bundle_carries_the_locator(tiny_bundle, tmp_path):
     """The locator saved into a bundle loads back with the same weights (fine model untouched), through the
     full bundle and through the light reader segment uses while the fine model loads."""
-    from limbseg.inference import Predictor
     from limbseg.models.bundle import load_bundle, read_locator
+    from limbseg.segmentation.predict import Predictor
 
     path, net = _with_locator(tiny_bundle, tmp_path, prior_weight=0.5)
     bundle = load_bundle(path)

@@ -123,9 +123,9 @@ def test_subject_level_splits():
 
 def test_training_input_is_what_segment_feeds_the_network(tiny_dataset):
     """One path: the training case's slices equal Predictor.prepare on the same region and window."""
-    from limbseg.data.region import find_region
-    from limbseg.inference import Predictor
     from limbseg.io import read_image
+    from limbseg.segmentation.predict import Predictor
+    from limbseg.segmentation.region import find_region
     from limbseg.training.run import _preprocessing
 
     cases, _, _ = read_dataset(tiny_dataset)

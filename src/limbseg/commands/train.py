@@ -89,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_locator(args: argparse.Namespace) -> int:
     from limbseg.errors import LimbsegError
-    from limbseg.inference import resolve_device
     from limbseg.models.bundle import default_bundle_path
+    from limbseg.segmentation.predict import resolve_device
     from limbseg.training.locator import run_locator
 
     if args.time_limit is None or args.time_limit <= 0:

@@ -147,7 +147,7 @@ def normalise(array: np.ndarray, lower: float = 0.5, upper: float = 99.5, *,
               window: tuple[float, float] | None = None) -> np.ndarray:
     """Intensity normalisation to [0, 1] (float32): ``(a - lo) / (hi - lo)``, clipped.
 
-    With ``window`` (lo, hi) given (:func:`limbseg.data.region.body_window` of the whole scan, the
+    With ``window`` (lo, hi) given (:func:`limbseg.segmentation.region.body_window` of the whole scan, the
     bundles' ``"body-percentile"`` method) those are the limits. Without it (older bundles'
     ``"percentile"`` method) they are the ``lower``/``upper`` percentiles of the voxels of ``array`` above
     1 % of its maximum; that depends on what ``array`` holds (a crop, air noise), which is why new bundles

@@ -14,7 +14,7 @@ import numpy as np
 import trimesh
 
 from limbseg.io.mesh import write_mesh
-from limbseg.postprocess import as_sides, bone_sides
+from limbseg.segmentation.postprocess import as_sides, bone_sides
 from limbseg.segmentation.sides import Sides
 from limbseg.volume import LabelMap
 

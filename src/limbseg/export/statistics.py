@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from limbseg.io.atomic import atomic_path
-from limbseg.postprocess import BoneSide, as_sides, bone_sides
+from limbseg.segmentation.postprocess import BoneSide, as_sides, bone_sides
 from limbseg.segmentation.sides import Sides
 from limbseg.volume import LabelMap, Volume
 
@@ -97,7 +97,7 @@ def compute_statistics(
         labels: label map (uint8, (i, j, k), RAS affine).
         image: the scan on the same grid, for ``mean_intensity`` (optional).
         midline_x: a midline hint (RAS x, mm), used when ``sides`` is not given.
-        sides: how each structure is sided; default: from the bones (:func:`~limbseg.postprocess.as_sides`).
+        sides: how each structure is sided; default: from the bones (:func:`~limbseg.segmentation.postprocess.as_sides`).
     """
     if image is not None and image.shape != labels.shape:
         raise ValueError(f"image shape {image.shape} differs from labels {labels.shape}")

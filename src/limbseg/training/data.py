@@ -1,6 +1,6 @@
 """Training data: read an nnU-Net-layout dataset, prepare cases as the network sees them, sample tiles.
 
-Each case goes through the same functions as ``limbseg segment`` (:mod:`limbseg.data.region`): the
+Each case goes through the same functions as ``limbseg segment`` (:mod:`limbseg.segmentation.region`): the
 network region of the whole scan (the automatic ROI), its canonical axial grid at the model's spacing
 (images trilinear, labels nearest), the whole scan's body intensity window, and 2.5D channels at the
 bundle's ``neighbour_mm``. Training samples ``tile x tile`` crops from every slice of that region (bone or
@@ -83,15 +83,15 @@ def read_dataset(dataset_dir: str | Path) -> tuple[list[Case], LabelScheme, dict
 
 
 def prepare_case(case: Case, *, preprocessing: dict[str, Any], fg_per_class: int = 20_000) -> PreparedCase:
-    """One case as the network sees it in ``limbseg segment`` (:mod:`limbseg.data.region`): the whole
+    """One case as the network sees it in ``limbseg segment`` (:mod:`limbseg.segmentation.region`): the whole
     scan's network region (the automatic ROI; the whole scan when none is found), on the canonical
     grid, normalised by the whole scan's body window; labels cropped and resampled the same way.
 
     ``fg_per_class``: at most this many voxel positions kept per class for foreground sampling.
     """
-    from limbseg.data.region import find_region, network_volume
     from limbseg.data.slices import canonical_axial, neighbour_offset
     from limbseg.io import read_image
+    from limbseg.segmentation.region import find_region, network_volume
 
     img, lab = read_image(case.image), read_image(case.label)
     if not img.same_grid(lab, tol_mm=1e-2):

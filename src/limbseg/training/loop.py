@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from limbseg.errors import LimbsegError
-from limbseg.inference import pad_to_multiple
 from limbseg.io.atomic import atomic_path
+from limbseg.segmentation.predict import pad_to_multiple
 from limbseg.training import distributed
 from limbseg.training.data import PreparedCase, TileDataset
 from limbseg.training.distributed import World

@@ -51,7 +51,7 @@ class TrainResult:
 def _preprocessing(options: TrainOptions, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """The bundle's ``preprocessing``: spacing and channels from ``base`` (a bundle being fine-tuned, whose
     network is built for them) or the options; tile, 2.5D distance and normalisation always this run's."""
-    from limbseg.data.region import WINDOW_METHOD
+    from limbseg.segmentation.region import WINDOW_METHOD
 
     pre = {"spacing_mm": options.spacing_mm, "channels": options.channels, **(base or {})}
     return {**pre, "tile": [options.image_size, options.image_size], "neighbour_mm": options.neighbour_mm,
@@ -115,12 +115,12 @@ def _config(arch, pre, scheme, options, dataset_dir, metrics, time_s, device, fo
 
 def _evaluate_fold(model, pre, scheme, val_cases: list[Case], fold: int, device) -> list[dict[str, Any]]:
     """Volume-level metrics of the fold's validation cases: each whole scan predicted on its native grid
-    through ``segment``'s path (:meth:`limbseg.inference.Predictor.predict_scan`: network region, window),
+    through ``segment``'s path (:meth:`limbseg.segmentation.predict.Predictor.predict_scan`: network region, window),
     never on a crop chosen by the truth."""
-    from limbseg.data.region import find_region
     from limbseg.evaluation import evaluate_pair
-    from limbseg.inference import Predictor
     from limbseg.io import read_image
+    from limbseg.segmentation.predict import Predictor
+    from limbseg.segmentation.region import find_region
     from limbseg.volume import LabelMap
 
     predictor = Predictor([model], pre, device, scheme=scheme)
@@ -155,8 +155,8 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
     is read and prepared once per preprocessing (spacing, channels, margin, normalisation).
     """
     from limbseg.evaluation import summarise, write_report
-    from limbseg.inference import resolve_device
     from limbseg.models.bundle import save_bundle
+    from limbseg.segmentation.predict import resolve_device
     from limbseg.training.loop import completed_fold, train_fold
     from limbseg.training.reports import plot_curves, write_history
 

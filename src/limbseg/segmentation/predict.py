@@ -3,7 +3,7 @@
 :class:`Predictor` is the one place that runs a network on a scan; training's validation and
 ``limbseg segment`` both use it so a model always sees scans exactly as in training:
 
-1. :func:`limbseg.data.region.network_volume` resamples the scan (or its ROI crop) to the model's in-plane
+1. :func:`limbseg.segmentation.region.network_volume` resamples the scan (or its ROI crop) to the model's in-plane
    spacing on an axial grid and maps intensities to [0, 1] by the whole scan's body window;
 2. each axial slice becomes a 3-channel input (``"repeat"`` or ``"2.5d"`` at ``neighbour_mm``), padded to a multiple
    of 32 and run through every model (a fold ensemble is averaged, softmax probabilities);
@@ -220,10 +220,10 @@ class Predictor:
     def prepare(self, volume: Volume, window: tuple[float, float] | None = None) -> tuple[np.ndarray, Volume]:
         """Canonical, normalised inputs: ((K, 3, I', J') float32, canonical float32 Volume).
 
-        ``window``: the whole scan's intensity window (:func:`limbseg.data.region.body_window`) when
+        ``window``: the whole scan's intensity window (:func:`limbseg.segmentation.region.body_window`) when
         ``volume`` is a crop of it; without it, ``volume`` is taken to be the whole scan.
         """
-        from limbseg.data.region import WINDOW_METHOD, body_window, network_volume
+        from limbseg.segmentation.region import WINDOW_METHOD, body_window, network_volume
 
         norm = self.preprocessing.get("normalisation", {})
         if window is None and norm.get("method") == WINDOW_METHOD:
@@ -234,10 +234,10 @@ class Predictor:
 
     def predict_scan(self, image: Volume, region: Any = None, progress: Progress | None = None, *,
                      tta: bool = False) -> LabelMap:
-        """Labels of a whole scan, predicted inside its network region (:func:`limbseg.data.region.find_region`,
+        """Labels of a whole scan, predicted inside its network region (:func:`limbseg.segmentation.region.find_region`,
         found here when not given) and background elsewhere: what ``limbseg segment``, training's
         evaluation and the accuracy benchmark all run."""
-        from limbseg.data.region import find_region
+        from limbseg.segmentation.region import find_region
 
         if region is None:
             region = find_region(image, normalisation=self.preprocessing.get("normalisation"), locator=self.locator)

@@ -4,7 +4,7 @@
 scan and :func:`network_volume` on its crop, so a model is trained on exactly the kind of input it is
 later given (same region, same normalisation, same channels):
 
-* region: the automatic lower-limb ROI (:mod:`limbseg.data.roi`), cropped on the native grid; for
+* region: the automatic lower-limb ROI (:mod:`limbseg.segmentation.roi`), cropped on the native grid; for
   training data where no ROI is found (``whole_scan_fallback``), the whole scan;
 * intensity window: the 0.5 and 99.5 percentiles of the scan inside its body mask (the coarse 4 mm grid
   of the ROI finder: Otsu threshold, holes filled), computed once over the **whole scan**, so neither
@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from limbseg.data import roi as roi_mod
 from limbseg.data.slices import canonical_axial, normalise
 from limbseg.errors import LimbsegError
+from limbseg.segmentation import roi as roi_mod
 from limbseg.volume import Volume
 
 BODY_MARGIN_MM = 8.0  #: added around the body's in-plane extent (two coarse voxels)
@@ -58,7 +58,7 @@ def body_window(volume: Volume, lower: float = 0.5, upper: float = 99.5,
                 coarse: tuple[Volume, Volume] | None = None) -> tuple[float, float]:
     """(lo, hi): the ``lower``/``upper`` percentiles of the scan's intensities inside its body mask.
 
-    Computed on the coarse canonical grid of :func:`limbseg.data.roi.coarse_body` (pass its result as
+    Computed on the coarse canonical grid of :func:`limbseg.segmentation.roi.coarse_body` (pass its result as
     ``coarse`` when already computed). Falls back to all voxels when the body holds fewer than 100.
     """
     image, body = coarse if coarse is not None else roi_mod.coarse_body(volume)
@@ -77,7 +77,7 @@ def find_region(volume: Volume, *, start_mm: float | None = None, end_mm: float 
     With a ``locator`` (:class:`limbseg.segmentation.locate.Locator`, bundles with a coarse 3D stage) the
     region is the box around the bones it finds plus a margin (any field of view: whole body, one leg,
     one knee); without one, or with ``start_mm``/``end_mm`` given by hand, the body-shape heuristic of
-    :mod:`limbseg.data.roi` (which needs both legs in view).
+    :mod:`limbseg.segmentation.roi` (which needs both legs in view).
 
     Raises:
         LimbsegError: no lower limb found (and no fallback), or the region lies outside the scan.
@@ -120,11 +120,11 @@ def union_roi(located: roi_mod.ROI, heuristic: roi_mod.ROI) -> roi_mod.ROI:
 
 def body_width(roi: roi_mod.ROI, body: Volume, margin_mm: float = BODY_MARGIN_MM) -> roi_mod.ROI:
     """The ROI widened in-plane to the body it crosses (``body``: the coarse body mask of
-    :func:`limbseg.data.roi.coarse_body`), from the ROI's first to its last slice.
+    :func:`limbseg.segmentation.roi.coarse_body`), from the ROI's first to its last slice.
 
     The locator's box decides which slices the fine network runs on; in-plane its box is too tight where it
     misses a bone (its fibula and pelvis are weak): a thin fibula 1 cm outside the tibia's box was lost in
-    one-leg scans. The fine network runs on the body's tiles only (:func:`limbseg.inference.body_tiles`), so
+    one-leg scans. The fine network runs on the body's tiles only (:func:`limbseg.segmentation.predict.body_tiles`), so
     the wider box costs little.
     """
     mask = body.array
