@@ -12,3 +12,11 @@ def small_subject():
     from limbseg.synth.cohort import synthesize_subject
 
     return synthesize_subject(3, **SMALL)
+
+
+@pytest.fixture(scope="session")
+def distractor_subject():
+    """The same subject as ``small_subject`` simulated with distractors (seed 3: no arms)."""
+    from limbseg.synth.cohort import synthesize_subject
+
+    return synthesize_subject(3, **SMALL, distractors=True)

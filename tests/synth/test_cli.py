@@ -66,3 +66,19 @@ def test_bad_options_exit_2(tmp_path, bad):
         code = exc.code
     assert code == 2
     assert not (tmp_path / "x" / "dataset.json").exists()
+
+
+def test_cli_distractors_are_recorded_and_background(tmp_path):
+    out = tmp_path / "D"
+    assert main(["synth", "-n", "1", "-o", str(out), "--seed", "4", "--distractors", *SMALL_ARGS]) == 0
+    meta = json.loads((out / "dataset.json").read_text())["limbseg"]
+    assert "patella" in meta["distractors"]
+    info = meta["subjects"][0]
+    assert info["arms"] is True  # seed 4 has arms
+    assert {"patella_left", "patella_right", "talus_left", "sacrum", "lumbar", "arm_left", "arm_right"} <= set(
+        info["distractors"])
+    assert info["distractors"]["patella_left"]["kind"] == "patella"
+    labels = read_image(out / "labelsTr" / "virtual_00004.nii.gz").array
+    assert set(np.unique(labels)) == {0, 1, 2, 3, 4}
+    meshes = {p.stem for p in (out / "subjects" / "virtual_00004" / "meshes").iterdir()}
+    assert meshes == {f"{b}_{s}" for b in ("tibia", "femur", "fibula", "pelvis") for s in ("left", "right")}

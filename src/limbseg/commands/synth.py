@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--pixel", type=float, default=0.9375, help="in-plane pixel size (mm)")
     p.add_argument("--matrix", type=int, default=None, help="axial in-plane matrix (default: 480 mm / pixel)")
     p.add_argument("--orientation", choices=["axial", "coronal", "sagittal"], default="axial")
+    p.add_argument("--distractors", action="store_true",
+                   help="also simulate bones that are not labelled (patellae, sacrum and L4-L5, tali and calcanei, "
+                        "arms beside the hips in half of the subjects): bone in the image, background in the labels")
     p.add_argument("--jobs", type=_positive_int, default=1, help="worker processes")
 
 
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         infos = synthesize_cohort(
             args.output, args.n, args.seed, jobs=args.jobs, contrast=contrast, pixel=args.pixel,
             slice_thickness=args.slice_thickness, orientation=args.orientation, matrix=args.matrix,
-            progress=lambda done, n: bar.update(done - bar.n),
+            distractors=args.distractors, progress=lambda done, n: bar.update(done - bar.n),
         )
     print(f"wrote {len(infos)} subjects to {args.output}")
     return 0

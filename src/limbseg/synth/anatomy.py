@@ -211,6 +211,16 @@ def build_body(sk: Skeleton, rng: np.random.Generator) -> Body:
     return Body(z0, parts, viscera.astype(np.float32), _vessels(sk, girth), fields, (lo, hi))
 
 
+def with_parts(body: Body, rows: list[np.ndarray]) -> Body:
+    """The body with extra cross-sections (each (Nz, 5) rows on the body's levels, a = 0 where absent):
+    soft tissue around unlabelled bones (:mod:`limbseg.synth.distractors`). ``bbox`` stays the body's
+    own, so the scan grid and the bias field do not move."""
+    if not rows:
+        return body
+    parts = np.concatenate([body.parts, np.stack(rows).astype(np.float32)])
+    return Body(body.z0, parts, body.viscera, body.vessels, body.fields, body.bbox)
+
+
 def _segment_distance(c: BoxCoords, seg: np.ndarray) -> np.ndarray:
     p0, p1 = seg[:3], seg[3:6]
     d = p1 - p0

@@ -10,6 +10,7 @@ advances with age from the shaft's middle outwards; epiphyses hold yellow marrow
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -26,7 +27,8 @@ PHYSES = {"femur": (0.075,), "tibia": (0.93, 0.045), "fibula": (0.955, 0.04)}
 class BoneVoxels:
     """One bone on the fine grid: ``box`` (slices), ``inside`` (bool), ``depth`` and ``outside``
     (float32 mm to the surface from inside / outside), and the axis (``distal`` point, unit
-    ``axis``, ``length`` mm) that defines u."""
+    ``axis``, ``length`` mm) that defines u. ``spec``: None for a labelled bone, else the
+    unlabelled bone's :class:`limbseg.synth.distractors.Piece` (how to paint it)."""
 
     name: str
     box: tuple[slice, ...]
@@ -36,6 +38,7 @@ class BoneVoxels:
     distal: np.ndarray
     axis: np.ndarray
     length: float
+    spec: Any = None
 
 
 def _bone_axis(sk: Skeleton, name: str) -> tuple[np.ndarray, np.ndarray, float]:
@@ -93,7 +96,8 @@ def _marrow(bv: BoneVoxels, u: np.ndarray, age: float, p: np.ndarray, sk: Skelet
 
 def paint_bones(tissue: np.ndarray, box: tuple[slice, ...], xyz: tuple[np.ndarray, ...],
                 bones: list[BoneVoxels], sk: Skeleton) -> None:
-    """Overwrite ``tissue`` (the fine-grid crop ``box``; xyz its RAS coordinates) with bone tissues."""
+    """Overwrite ``tissue`` (the fine-grid crop ``box``; xyz its RAS coordinates) with bone tissues,
+    in list order (a later bone is painted over an earlier one)."""
     age = sk.age
     plate_mm = 1.2 + 0.18 * max(16.0 - age, 0.0)
     cart_mm = 1.5 + 0.15 * max(16.0 - age, 0.0)
@@ -104,14 +108,15 @@ def paint_bones(tissue: np.ndarray, box: tuple[slice, ...], xyz: tuple[np.ndarra
         tb = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(inter, box, strict=True))
         bb = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(inter, bv.box, strict=True))
         inside, depth, outside = bv.inside[bb], bv.depth[bb], bv.outside[bb]
-        near = inside | (outside < cart_mm)
+        reach = cart_mm if bv.spec is None else cart_mm * bv.spec.cartilage
+        near = inside | (outside < reach)
         if not near.any():
             continue
         t = tissue[tb]
         p = np.stack([c[tb][near] for c in xyz], axis=1)
         u = (p - bv.distal) @ bv.axis / bv.length
-        t[near] = _bone_tissue(bv, p, u, inside[near], depth[near], outside[near], t[near], sk,
-                               plate_mm, cart_mm)
+        paint = _bone_tissue if bv.spec is None else _distractor_tissue
+        t[near] = paint(bv, p, u, inside[near], depth[near], outside[near], t[near], sk, plate_mm, cart_mm)
 
 
 def _bone_tissue(bv: BoneVoxels, p: np.ndarray, u: np.ndarray, inside: np.ndarray, depth: np.ndarray,
@@ -140,4 +145,30 @@ def _bone_tissue(bv: BoneVoxels, p: np.ndarray, u: np.ndarray, inside: np.ndarra
         joint |= (u > 0.95) | (u < 0.02)
     soft = (current != A.AIR) & (current != A.CORTEX) & (current < A.RED_MARROW)
     cart = ~inside & joint & (outside < cart_mm) & soft
+    return np.where(inside, out, np.where(cart, A.CARTILAGE, current)).astype(np.uint8)
+
+
+def _distractor_tissue(bv: BoneVoxels, p: np.ndarray, u: np.ndarray, inside: np.ndarray, depth: np.ndarray,
+                       outside: np.ndarray, current: np.ndarray, sk: Skeleton, plate_mm: float,
+                       cart_mm: float) -> np.ndarray:
+    """Tissue of an unlabelled bone (a distractor piece): cortex, marrow, growth plates, cartilage."""
+    spec = bv.spec
+    if spec.marrow == "solid":
+        out = np.full(len(p), spec.tissue, np.uint8)
+    else:
+        if spec.marrow == "long":
+            yellow = np.abs(u - 0.5) < 0.5 * np.clip((sk.age - 4.0) / 12.0, 0.05, 0.9)
+            for up in spec.physes:  # epiphyses beyond the growth plates hold yellow marrow
+                yellow |= (u < up) if up < 0.5 else (u > up)
+            marrow = np.where(yellow, A.YELLOW_MARROW, A.RED_MARROW)
+        else:
+            marrow = np.full(len(p), A.RED_MARROW if spec.marrow == "red" else A.YELLOW_MARROW)
+        out = np.where(depth < spec.cortex_mm, A.CORTEX, marrow).astype(np.uint8)
+        if spec.growing[0] <= sk.age < spec.growing[1]:
+            for up in spec.physes:
+                out[(np.abs(u - up) * bv.length < plate_mm / 2) & (depth > 0.6)] = spec.physis_tissue
+    soft = (current != A.AIR) & (current != A.CORTEX) & (current < A.RED_MARROW)
+    cart = ~inside & soft & (outside < cart_mm * spec.cartilage)
+    if spec.cartilage_dir is not None:
+        cart &= (p - spec.centre) @ spec.cartilage_dir > 0
     return np.where(inside, out, np.where(cart, A.CARTILAGE, current)).astype(np.uint8)

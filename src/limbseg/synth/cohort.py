@@ -26,8 +26,10 @@ import trimesh
 from limbseg.errors import LimbsegError
 from limbseg.labels import DEFAULT_SCHEME, merge_masks
 from limbseg.synth import anatomy, mri, simulate
-from limbseg.synth.pose import sample_skeleton
+from limbseg.synth import distractors as extra_bones
+from limbseg.synth.pose import Skeleton, sample_skeleton
 from limbseg.synth.ssm import BONES, SIDES
+from limbseg.synth.voxel import Grid
 from limbseg.volume import LabelMap, Volume
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,9 @@ PRIORITY = ("femur", "tibia", "fibula", "pelvis")
 class Subject:
     """One virtual child: ``image`` (uint16 Volume), ``labels`` (LabelMap 0-4), per-bone ``masks``
     (bool (I, J, K), both sides), ``meshes`` (``<bone>_<side>`` -> Trimesh in RAS mm), ``info`` and
-    ``truth`` (the truth measurements as written to ``truth/measurements.json``; empty if unavailable)."""
+    ``truth`` (the truth measurements as written to ``truth/measurements.json``; empty if unavailable);
+    ``distractors``: the unlabelled bones simulated in the image and in view (name ->
+    :class:`limbseg.synth.distractors.Distractor`; empty unless made with ``distractors=True``)."""
 
     case: str
     seed: int
@@ -49,6 +53,7 @@ class Subject:
     meshes: dict[str, trimesh.Trimesh]
     info: dict[str, Any] = field(default_factory=dict)
     truth: dict[str, Any] = field(default_factory=dict)
+    distractors: dict[str, Any] = field(default_factory=dict)
 
 
 def case_name(seed: int) -> str:
@@ -56,9 +61,10 @@ def case_name(seed: int) -> str:
 
 
 def _options(contrast: str, pixel: float, slice_thickness: float, orientation: str,
-             matrix: int | None) -> simulate.ScanOptions:
+             matrix: int | None, distractors: bool = False) -> simulate.ScanOptions:
     opts = simulate.ScanOptions(pixel=float(pixel), slice_thickness=float(slice_thickness),
-                                orientation=orientation, matrix=matrix, contrast=contrast)
+                                orientation=orientation, matrix=matrix, contrast=contrast,
+                                distractors=bool(distractors))
     try:
         opts.check()
     except ValueError as exc:
@@ -79,18 +85,49 @@ def bone_masks(meshes: dict[str, trimesh.Trimesh], reference: Volume) -> dict[st
     return masks
 
 
-def synthesize_subject(seed: int, *, contrast: str = "water", pixel: float = 0.9375,
-                       slice_thickness: float = 3.0, orientation: str = "axial",
-                       matrix: int | None = None) -> Subject:
-    """Simulate one child from ``seed`` (deterministic). ``contrast='random'`` draws the tissue
-    intensities; the series description follows the contrast. Geometry options as in the CLI."""
-    opts = _options(contrast, pixel, slice_thickness, orientation, matrix)
+@dataclass
+class SubjectModel:
+    """What a subject's image is simulated from: skeleton, body, scan grid, acquisition, the
+    distractors (None unless asked for) and the subject's random stream (after the acquisition)."""
+
+    seed: int
+    opts: simulate.ScanOptions
+    sk: Skeleton
+    body: anatomy.Body
+    grid: Grid
+    acq: mri.Acquisition
+    rng: np.random.Generator
+    distractors: extra_bones.Distractors | None
+
+
+def subject_model(seed: int, *, contrast: str = "water", pixel: float = 0.9375, slice_thickness: float = 3.0,
+                  orientation: str = "axial", matrix: int | None = None, distractors: bool = False) -> SubjectModel:
+    """The model of subject ``seed`` (options as :func:`synthesize_subject`), without its image."""
+    opts = _options(contrast, pixel, slice_thickness, orientation, matrix, distractors)
     rng = np.random.default_rng([int(seed), 20240611])
     sk = sample_skeleton(rng)
     body = anatomy.build_body(sk, rng)
     grid = simulate.scan_grid(sk, body, opts)
     acq = mri.sample_acquisition(opts.contrast, rng)
-    array = simulate.simulate_image(sk, body, grid, acq, rng)
+    extra = extra_bones.build(sk, body, extra_bones.distractor_rng(seed)) if opts.distractors else None
+    return SubjectModel(int(seed), opts, sk, body, grid, acq, rng, extra)
+
+
+def synthesize_subject(seed: int, *, contrast: str = "water", pixel: float = 0.9375,
+                       slice_thickness: float = 3.0, orientation: str = "axial",
+                       matrix: int | None = None, distractors: bool = False) -> Subject:
+    """Simulate one child from ``seed`` (deterministic). ``contrast='random'`` draws the tissue
+    intensities; the series description follows the contrast. Geometry options as in the CLI.
+
+    ``distractors``: also simulate unlabelled bones (patellae, sacrum and L4-L5, tali, calcanei, and
+    in half of the subjects the arms; :mod:`limbseg.synth.distractors`). They are background in the
+    labels; the skeleton, labels, masks, meshes and truth are the same as without them, and the
+    ones in view are listed in ``info["distractors"]``."""
+    model = subject_model(seed, contrast=contrast, pixel=pixel, slice_thickness=slice_thickness,
+                          orientation=orientation, matrix=matrix, distractors=distractors)
+    sk, body, grid, acq, rng, extra, opts = (model.sk, model.body, model.grid, model.acq, model.rng,
+                                             model.distractors, model.opts)
+    array = simulate.simulate_image(sk, body, grid, acq, rng, distractors=extra)
     case = case_name(seed)
     sex = "F" if rng.random() < 0.5 else "M"
     image = Volume(array, grid.affine.copy(), {"description": mri.DESCRIPTIONS[opts.contrast],
@@ -101,8 +138,13 @@ def synthesize_subject(seed: int, *, contrast: str = "water", pixel: float = 0.9
             "orientation": opts.orientation, "shape": list(grid.shape),
             "spacing_mm": [round(float(s), 4) for s in grid.spacing],
             "pose": {k: round(float(v), 3) for k, v in sk.info.items()}}
+    seen: dict[str, Any] = {}
+    if extra is not None:
+        seen = {d.name: d for d in extra_bones.in_view(extra, grid)}
+        info["distractors"] = extra_bones.describe(list(seen.values()))
+        info["arms"] = extra.arms
     return Subject(case, int(seed), image, LabelMap(labels, grid.affine.copy(), {}), masks, sk.meshes, info,
-                   truth=_truth(sk, case))
+                   truth=_truth(sk, case), distractors=seen)
 
 
 def _truth(sk: Any, case: str) -> dict[str, Any]:
@@ -152,8 +194,9 @@ def synthesize_cohort(out_dir: str | Path, n: int, seed: int = 0, *, jobs: int =
                       progress: Callable[[int, int], None] | None = None, **options: Any) -> list[dict[str, Any]]:
     """Write ``n`` subjects (seeds ``seed .. seed + n - 1``) and ``dataset.json`` under ``out_dir``.
 
-    ``options`` are :func:`synthesize_subject`'s keywords; ``jobs`` worker processes share the
-    subjects. ``progress(done, n)`` is called after each subject. Returns the subjects' info.
+    ``options`` are :func:`synthesize_subject`'s keywords (``distractors=True`` included); ``jobs``
+    worker processes share the subjects. ``progress(done, n)`` is called after each subject.
+    Returns the subjects' info.
     """
     if n < 1:
         raise LimbsegError(f"the number of subjects must be at least 1, got {n}")
@@ -184,7 +227,11 @@ def synthesize_cohort(out_dir: str | Path, n: int, seed: int = 0, *, jobs: int =
         pool.join()
     from limbseg.data.prepare import write_dataset_json
 
-    write_dataset_json(out, DEFAULT_SCHEME, n, {"source": "limbseg synth (virtual paediatric cohort)",
-                                                "seed": int(seed), "subjects": infos,
-                                                "overlap_rule": f"priority {', '.join(PRIORITY)}"})
+    extra: dict[str, Any] = {"source": "limbseg synth (virtual paediatric cohort)", "seed": int(seed),
+                             "subjects": infos, "overlap_rule": f"priority {', '.join(PRIORITY)}"}
+    if options.get("distractors"):
+        extra["distractors"] = ("unlabelled bones simulated as tissue, label 0: " + ", ".join(extra_bones.KINDS)
+                                + f" (arms in {extra_bones.ARMS_PROBABILITY:.0%} of the subjects); per subject in"
+                                " subjects[].distractors")
+    write_dataset_json(out, DEFAULT_SCHEME, n, extra)
     return infos

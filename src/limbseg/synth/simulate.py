@@ -10,12 +10,16 @@ stations) and Rician noise are applied at scan resolution.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from limbseg.synth import anatomy, bones, mri
 from limbseg.synth.pose import Skeleton
 from limbseg.synth.voxel import Grid, index_box
+
+if TYPE_CHECKING:
+    from limbseg.synth.distractors import Distractors
 
 ORIENTATIONS = ("axial", "coronal", "sagittal")
 FOV_MM = 480.0
@@ -30,13 +34,15 @@ _AXES = {
 @dataclass(frozen=True)
 class ScanOptions:
     """Acquisition geometry: in-plane ``pixel`` and ``slice_thickness`` (mm), ``orientation``,
-    in-plane ``matrix`` (axial; None: FOV 480 mm / pixel) and ``contrast``."""
+    in-plane ``matrix`` (axial; None: FOV 480 mm / pixel) and ``contrast``; ``distractors``: also
+    simulate the unlabelled bones of :mod:`limbseg.synth.distractors` (labelled background)."""
 
     pixel: float = 0.9375
     slice_thickness: float = 3.0
     orientation: str = "axial"
     matrix: int | None = None
     contrast: str = "water"
+    distractors: bool = False
 
     def check(self) -> None:
         if not 0.3 <= self.pixel <= 6.0:
@@ -109,12 +115,43 @@ def _slab_signal(body: anatomy.Body, sk: Skeleton, bone_vox: list, fine: Grid, b
     return mri.tissue_signal(tissue, texture, acq)
 
 
+def _bones_and_body(sk: Skeleton, body: anatomy.Body, fine: Grid, distractors: Distractors | None
+                    ) -> tuple[anatomy.Body, list[bones.BoneVoxels]]:
+    """The bones to paint on the fine grid, in painting order (distractors first: a labelled bone is
+    painted over them), and the body with the distractors' soft tissue."""
+    bone_vox = bones.voxelize_bones(sk, fine)
+    if distractors is None:
+        return body, bone_vox
+    from limbseg.synth.distractors import voxelize
+
+    return anatomy.with_parts(body, distractors.parts), voxelize(distractors, fine, bone_vox) + bone_vox
+
+
+def fine_tissue(sk: Skeleton, body: anatomy.Body, grid: Grid, lo: np.ndarray, hi: np.ndarray,
+                distractors: Distractors | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Tissue classes (uint8, the :mod:`limbseg.synth.anatomy` codes) on the simulation grid of ``grid``
+    between the RAS corners ``lo`` and ``hi``, and their RAS coordinates ((..., 3) mm): what the image is
+    made from, for tests and figures."""
+    fine = grid.subdivided(fine_factors(grid))
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])], float)
+    box = index_box(fine.to_index(corners), fine.shape, margin=0)
+    if box is None:
+        raise ValueError("the region is outside the scan")
+    body, bone_vox = _bones_and_body(sk, body, fine, distractors)
+    coords = anatomy.BoxCoords.from_grid(fine.affine, box)
+    tissue, _ = anatomy.soft_tissue(body, coords)
+    bones.paint_bones(tissue, box, coords.full(), bone_vox, sk)
+    return tissue, np.stack(coords.full(), axis=-1)
+
+
 def simulate_image(sk: Skeleton, body: anatomy.Body, grid: Grid, acq: mri.Acquisition,
-                   rng: np.random.Generator, slab: int = 8) -> np.ndarray:
-    """The scan (uint16, grid.shape, (i, j, k)): partial-volume signal, gain and Rician noise."""
+                   rng: np.random.Generator, slab: int = 8, distractors: Distractors | None = None) -> np.ndarray:
+    """The scan (uint16, grid.shape, (i, j, k)): partial-volume signal, gain and Rician noise.
+
+    ``distractors``: unlabelled bones painted (before the labelled ones) with their soft tissue."""
     f = fine_factors(grid)
     fine = grid.subdivided(f)
-    bone_vox = bones.voxelize_bones(sk, fine)
+    body, bone_vox = _bones_and_body(sk, body, fine, distractors)
     bias = anatomy.SmoothField.make(rng, body.bbox[0] - 50, body.bbox[1] + 50, (40, 40, 40), (120, 120, 200))
     out = np.empty(grid.shape, np.uint16)
     for k0 in range(0, grid.shape[2], slab):
