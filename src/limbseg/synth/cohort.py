@@ -121,8 +121,8 @@ def synthesize_subject(seed: int, *, contrast: str = "water", pixel: float = 0.9
 
     ``distractors``: also simulate unlabelled bones (patellae, sacrum and L4-L5, tali, calcanei, and
     in half of the subjects the arms; :mod:`limbseg.synth.distractors`). They are background in the
-    labels; the skeleton, labels, masks, meshes and truth are the same as without them, and the
-    ones in view are listed in ``info["distractors"]``."""
+    labels; the skeleton, labels, masks, meshes and truth are the same as without them (the noise
+    and the ``sex`` drawn after it are not), and the ones in view are listed in ``info["distractors"]``."""
     model = subject_model(seed, contrast=contrast, pixel=pixel, slice_thickness=slice_thickness,
                           orientation=orientation, matrix=matrix, distractors=distractors)
     sk, body, grid, acq, rng, extra, opts = (model.sk, model.body, model.grid, model.acq, model.rng,
