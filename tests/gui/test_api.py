@@ -72,6 +72,54 @@ def test_segment_job_outputs_and_downloads(tmp_path, scan_file):
     assert z.read("labels.nii.gz") == client.get(f"/api/jobs/{jid}/files/output/labels.nii.gz").content
 
 
+def measuring_segment(input: Path, output_dir: Path, **kwargs):  # noqa: A002
+    """fake_segment plus measurements.json written by the real writer: the right leg's landmarks are those
+    of the measure tests' phantom leg (every value known), the left leg has no femur and a cut tibia."""
+    from limbseg.measure import write_measurements
+    from limbseg.measure.api import assemble
+    from tests.measure.phantom import Leg, leg_parts
+
+    result = fake_segment(input, output_dir, **kwargs)
+    missing = {"left": {"femur": "no femur on the left side",
+                        "tibia": "the left tibia touches the edge of the field of view (inferior): it may be cut"}}
+    write_measurements(assemble("scan", {"right": leg_parts(Leg("right"))[1], "left": {}}, missing, {}),
+                       output_dir, qc=False)
+    return result
+
+
+def test_segment_page_shows_the_measurements(tmp_path, scan_file):
+    from limbseg.measure.definitions import MEASUREMENTS
+    from tests.measure.phantom import Leg, expected
+
+    client = make_client(tmp_path, segment_fn=measuring_segment)
+    page = client.get("/").text
+    assert 'id="seg-stats"' in page and 'id="seg-measurements"' in page  # the two tables, side by side
+    assert "seg-measurements" in client.get("/static/app.js").text
+    job = run_job(client, scan_file)
+    assert job["state"] == "done", job
+    rows = job["result"]["measurements"]
+    assert job["result"]["statistics"][0]["voxels"] == 48
+    assert [(r["side"], r["measurement"]) for r in rows] == [
+        (s, m.name) for s in ("left", "right", "right-left") for m in MEASUREMENTS]
+    assert all(set(r) == {"side", "measurement", "value", "unit", "reason"} for r in rows)
+    truth = expected(Leg("right"))
+    for r in rows:
+        unit = next(m.unit for m in MEASUREMENTS if m.name == r["measurement"])
+        assert r["unit"] == unit
+        if r["side"] == "right":
+            assert r["value"] == round(truth[r["measurement"]], 1) and r["reason"] == ""
+        else:
+            assert r["value"] == "incomplete" and r["reason"], r
+    left = {r["measurement"]: r["reason"] for r in rows if r["side"] == "left"}
+    assert left["femur_length"] == "no femur on the left side"
+    assert "touches the edge of the field of view (inferior)" in left["tibia_length"]
+    assert left["fibula_length"] == "landmarks not found: fibula_proximal, fibula_distal"
+    assert "left: no femur on the left side" in next(r["reason"] for r in rows if r["side"] == "right-left")
+    # a segmentation without measurements.json gives an empty table, not an error
+    plain = run_job(make_client(tmp_path / "plain"), scan_file)
+    assert plain["state"] == "done" and plain["result"]["measurements"] == []
+
+
 def test_failed_job_keeps_the_cli_message(tmp_path, scan_file):
     client = make_client(tmp_path, segment_fn=failing_segment)
     job = run_job(client, scan_file)

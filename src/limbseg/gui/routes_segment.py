@@ -5,6 +5,9 @@
 * ``POST /api/jobs/{id}/segment`` (JSON ``series_uid``, ``model_id``, ``tta``, ``roi_start_mm``, ``roi_end_mm``) -> runs in the background.
 * ``GET /api/jobs/{id}/outputs.zip`` every output in one zip.
 
+A finished job's result holds the statistics rows and the measurements rows (per side: name, value,
+unit, or ``incomplete`` with the reason; from ``output/measurements.json``), shown side by side.
+
 Uploaded files are stored as ``upload/file_000.<ext>`` (never under their own names); a zip is
 extracted with :func:`limbseg.io.archive.safe_extract` (entry count, size, ratio and path checks).
 """
@@ -23,7 +26,7 @@ from pydantic import BaseModel
 
 from limbseg.errors import LimbsegError
 from limbseg.gui.security import upload_suffix
-from limbseg.gui.services import series_rows, to_jsonable
+from limbseg.gui.services import measurement_rows, series_rows, to_jsonable
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 ZIP_NAME = "limbseg-outputs.zip"
@@ -144,8 +147,11 @@ def _segment_job(state: Any, scan_rel: str, request: SegmentRequest, model: Path
         if statistics is None and (output / "statistics.json").is_file():
             statistics = json.loads((output / "statistics.json").read_text())
         labels = json.loads((output / "labels.json").read_text()) if (output / "labels.json").is_file() else None
+        measured = output / "measurements.json"
+        measurements = measurement_rows(json.loads(measured.read_text())) if measured.is_file() else []
         return {"files": files, "meshes": meshes, "statistics": to_jsonable(statistics),
-                "labels": labels, "timings": to_jsonable(getattr(result, "timings", {}))}
+                "measurements": measurements, "labels": labels,
+                "timings": to_jsonable(getattr(result, "timings", {}))}
 
     return run
 

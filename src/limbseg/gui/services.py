@@ -118,6 +118,24 @@ def series_rows(items: list[Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def measurement_rows(doc: Any) -> list[dict[str, Any]]:
+    """The GUI's measurements table from a ``measurements.json`` document (:mod:`limbseg.measure`):
+    one row per side and measurement (``side, measurement, value, unit, reason``), ``value`` rounded to
+    0.1 or ``'incomplete'`` (then ``reason`` says why: a bone missing, cut by the field of view ...)."""
+    if not isinstance(doc, dict):
+        return []
+    rows = []
+    for r in doc.get("measurements") or []:
+        if not isinstance(r, dict):
+            continue
+        value = r.get("value")
+        ok = isinstance(value, (int, float)) and value == value
+        rows.append({"side": r.get("side", ""), "measurement": r.get("measurement", ""),
+                     "value": round(float(value), 1) if ok else "incomplete", "unit": r.get("unit", ""),
+                     "reason": "" if ok else str(r.get("reason") or "")})
+    return rows
+
+
 def prepare_rows(report: Any) -> list[dict[str, Any]]:
     """Per-case check table from a prepare report (``PrepareResult.as_dict()``)."""
     if not isinstance(report, dict):

@@ -21,13 +21,16 @@ function fmt(v) {
   if (typeof v === "object") return Array.isArray(v) && v.every((x) => typeof x === "number") ? v.map((x) => x.toFixed(1)).join(", ") : JSON.stringify(v);
   return String(v);
 }
-function fillTable(table, rows) {
+function fillTable(table, rows, formats = {}) {
   const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   table.tHead.innerHTML = "<tr>" + cols.map((c) => `<th>${c}</th>`).join("") + "</tr>";
   table.tBodies[0].innerHTML = "";
   for (const r of rows) {
     const tr = table.tBodies[0].insertRow();
-    for (const c of cols) { const td = tr.insertCell(); td.textContent = fmt(r[c]); if (typeof r[c] === "number") td.className = "num"; }
+    for (const c of cols) {
+      const td = tr.insertCell(); td.textContent = (formats[c] || fmt)(r[c]);
+      if (typeof r[c] === "number") td.className = "num";
+    }
   }
 }
 
@@ -116,6 +119,10 @@ async function segShow(job) {
   const r = job.result, id = job.id;
   $("seg-results").classList.remove("hidden");
   fillTable($("seg-stats"), r.statistics || []);
+  const measured = r.measurements || [];  // per side: measurement, value (or "incomplete"), unit, reason
+  fillTable($("seg-measurements"), measured, { value: (v) => (typeof v === "number" ? v.toFixed(1) : fmt(v)) });
+  $("seg-measurements").classList.toggle("hidden", !measured.length);
+  $("seg-measurements-none").classList.toggle("hidden", !!measured.length);
   $("seg-zip").href = `/api/jobs/${id}/outputs.zip`;
   $("seg-files-list").innerHTML = (r.files || []).map((f) => `<li><a href="${fileUrl(id, f)}" download>${f.replace(/^output\//, "")}</a></li>`).join("");
   await showVolumes("seg-viewer", fileUrl(id, "view/scan.nii.gz"), fileUrl(id, "output/labels.nii.gz"), r.labels,
