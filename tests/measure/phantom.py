@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from limbseg.measure import definitions
+from limbseg.measure import bones, definitions
 from limbseg.volume import LabelMap
 
 SPACING = (0.9375, 0.9375, 3.0)
@@ -51,25 +51,28 @@ def leg_parts(leg: Leg) -> tuple[dict[str, list[tuple]], dict[str, np.ndarray]]:
     top = knee_z - 16.0
     bottom = top - leg.tibia_drop_mm
     pl, pm_ = np.array([17.0, 0, top]), np.array([-17.0, 0, top])
-    ym = 4.0
-    yl = ym - 40.0 * np.tan(np.radians(leg.torsion_deg))
-    mm_c, lm_c = np.array([-12.0, ym]), np.array([28.0, yl])
+    # the distal tibia (a cylinder about x = y = 0) and the medial malleolus below it; the malleolar
+    # sections (bones.MALLEOLUS_LEVEL of the length above the medial tip) cut the cylinder alone
+    yl = -28.0 * np.tan(np.radians(leg.torsion_deg))
+    mm_c, lm_c = np.array([-12.0, 4.0]), np.array([28.0, yl])
     tibia = [("cyl", pm_ - [0, 0, 20], pm_, 18.0), ("cyl", pl - [0, 0, 20], pl, 18.0),
              ("cyl", np.array([0, 0, bottom + 20]), np.array([0, 0, top - 10]), 10.0),
              ("cyl", np.array([0, 0, bottom + 12]), np.array([0, 0, bottom + 30]), 14.0),
-             ("capsule", np.r_[mm_c, bottom + 6], np.r_[mm_c, bottom + 20], 6.0)]
-    fibula = [("capsule", np.r_[lm_c, bottom - 9], np.array([28.0, -10.0, top - 30]), 6.0)]
+             ("capsule", np.r_[mm_c, bottom + 6], np.r_[mm_c, bottom + 10], 6.0)]
+    fa, fb = np.r_[lm_c, bottom - 9], np.array([28.0, -10.0, top - 30])
+    fibula = [("capsule", fa, fb, 6.0)]
+    level = bottom + bones.MALLEOLUS_LEVEL * (top - bottom)  # the section level (tibial axis ~ z)
     lm = {"femoral_head_centre": head, "neck_centre": base, "knee_centre": 0.5 * (cm + cl) - [0, 0, 12.0],
           "posterior_medial_condyle": cm - [0, 12.0, 0], "posterior_lateral_condyle": cl - [0, 12.0, 0],
           "plateau_centre": np.array([0.0, 0.0, top]), "posterior_medial_plateau": pm_ - [0, 18.0, 0],
           "posterior_lateral_plateau": pl - [0, 18.0, 0],
-          "medial_malleolus": np.r_[mm_c, 0.0], "lateral_malleolus": np.r_[lm_c, 0.0],
+          "medial_malleolus": np.array([0.0, 0.0, level]),
+          "lateral_malleolus": fa + (level - fa[2]) / (fb[2] - fa[2]) * (fb - fa),
           "ankle_centre": 0.5 * (np.r_[mm_c, bottom] + np.r_[lm_c, bottom - 15.0]),
           "shaft_proximal": np.array([0, 0, -100.0]), "shaft_distal": np.array([0, 0, -300.0])}
     u = (head - lm["knee_centre"]) / np.linalg.norm(head - lm["knee_centre"])
     lm["femur_proximal"] = head + 20.0 * u
     lm["femur_distal"] = (cm if cm @ u < cl @ u else cl) - 12.0 * u  # the lower condyle sphere
-    fa, fb = np.r_[lm_c, bottom - 9], np.array([28.0, -10.0, top - 30])
     fu = (fb - fa) / np.linalg.norm(fb - fa)
     lm["fibula_proximal"], lm["fibula_distal"] = fb + 6.0 * fu, fa - 6.0 * fu
     return {"femur": femur, "tibia": tibia, "fibula": fibula}, lm

@@ -17,6 +17,7 @@ from limbseg.measure.geometry import (
     fit_line,
     perpendicular,
     posterior_line,
+    posterior_secant,
     principal_axis,
     section,
     unit,
@@ -28,8 +29,12 @@ SHAFT_FRACTIONS = tuple(np.round(np.arange(0.30, 0.701, 0.05), 2))
 CONDYLE_FRACTION = 0.12
 #: Proximal tibia region for the posterior plateau line: within this fraction below the highest point.
 PLATEAU_FRACTION = 0.08
-#: Level of the malleolar cross-sections above the medial malleolar tip (fraction of the tibia's length).
-MALLEOLUS_LEVEL = 0.02
+#: Medial and lateral offset of the posterior plateau points from the region's centre (fraction of its width).
+PLATEAU_OFFSET = 0.25
+#: Level of the malleolar cross-sections above the medial malleolar tip (fraction of the tibia's length): above
+#: the level where the medial malleolus joins the distal tibia (at 2 % the plane cut through that junction and
+#: the medial centroid moved by several mm with the grid).
+MALLEOLUS_LEVEL = 0.05
 
 
 def shaft_axis(mesh: trimesh.Trimesh, head: np.ndarray, knee: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,14 +100,26 @@ def posterior_condyles(points: np.ndarray, knee: np.ndarray, mech_superior: np.n
     return posterior_line(condyle_points(points, mech_superior), knee, mech_superior, medial, side)
 
 
-def posterior_plateau(points: np.ndarray, plateau: np.ndarray, tibial_superior: np.ndarray, medial: np.ndarray,
+def posterior_plateau(tibia: trimesh.Trimesh, tibial_superior: np.ndarray, medial: np.ndarray,
                       side: str) -> tuple[np.ndarray, np.ndarray]:
-    """(medial, lateral) posterior points of the tibial condyles: the posterior bitangent, seen along
-    the tibial mechanical axis, of the tibia within :data:`PLATEAU_FRACTION` of its length below its
-    highest point."""
-    lo, hi = extent(points, tibial_superior)
-    sel = points[points @ tibial_superior > hi - PLATEAU_FRACTION * (hi - lo)]
-    return posterior_line(sel, plateau, tibial_superior, medial, side)
+    """(medial, lateral) posterior points of the tibial condyles, seen along the tibial mechanical axis:
+    the points of the posterior outline (convex hull) of the tibia within :data:`PLATEAU_FRACTION` of its
+    length below its highest point, a quarter of that region's medial-lateral width medial and lateral
+    of its area-weighted centroid (:func:`~limbseg.measure.geometry.posterior_secant`).
+
+    The shape model's plateau has no posterior notch deep enough for a bitangent: its posterior border
+    is flat or evenly curved, where the most posterior point of each half slid by millimetres (and the
+    line turned by 2-6 degrees) when the same bone was voxelised on another grid.
+    """
+    v = np.asarray(tibia.vertices, dtype=np.float64)
+    lo, hi = extent(v, tibial_superior)
+    sel = v[v @ tibial_superior > hi - PLATEAU_FRACTION * (hi - lo)]
+    fc = np.asarray(tibia.triangles_center, dtype=np.float64)
+    flo, fhi = extent(fc, tibial_superior)
+    faces = fc @ tibial_superior > fhi - PLATEAU_FRACTION * (fhi - flo)
+    w = np.asarray(tibia.area_faces)[faces]
+    centre = (fc[faces] * w[:, None]).sum(0) / w.sum() if w.sum() > 0 else sel.mean(0)
+    return posterior_secant(sel, centre, tibial_superior, medial, side, offset=PLATEAU_OFFSET)
 
 
 def length_along(points: np.ndarray, axis: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -169,7 +186,7 @@ def tibia_landmarks(tibia: trimesh.Trimesh, fibula: trimesh.Trimesh, plateau: np
     ankle = 0.5 * (medial_tip + lateral_tip)
     up = unit(plateau - ankle)
     tv = np.asarray(tibia.vertices, dtype=np.float64)
-    pmp, plp = posterior_plateau(tv, plateau, up, medial, side)
+    pmp, plp = posterior_plateau(tibia, up, medial, side)
     lo, hi = extent(tv, up)
     mmc, lmc = malleolar_centres(tibia, fibula, medial_tip, lateral_tip, up, hi - lo)
     return {"plateau_centre": plateau, "posterior_medial_plateau": pmp, "posterior_lateral_plateau": plp,

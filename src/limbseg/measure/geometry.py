@@ -115,6 +115,68 @@ def posterior_line(points: np.ndarray, centre: np.ndarray, axis: np.ndarray, med
     return pm, pl
 
 
+def hull_posterior_point(points: np.ndarray, medial: np.ndarray, anterior: np.ndarray, s0: float) -> np.ndarray | None:
+    """The point of the posterior outline of ``points`` seen along ``medial x anterior``, at medial
+    coordinate ``s0``: where the line ``s = s0`` leaves the 2D convex hull of the projected points on its
+    posterior side. It lies on a hull edge; the 3D point is interpolated between the edge's two points
+    (so it lies on the bone's surface, or on the bridge the hull spans across a notch). None when
+    ``s0`` is outside the points' medial extent."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    p = np.asarray(points, dtype=np.float64)
+    q = np.c_[p @ medial, p @ anterior]
+    try:
+        ring = ConvexHull(q).vertices
+    except (QhullError, ValueError):
+        return None
+    best: tuple[float, np.ndarray] | None = None
+    for a, b in zip(ring, np.roll(ring, -1), strict=True):
+        sa, sb = q[a, 0], q[b, 0]
+        if sa == sb or not min(sa, sb) <= s0 <= max(sa, sb):
+            continue
+        t = (s0 - sa) / (sb - sa)
+        ant = (1 - t) * q[a, 1] + t * q[b, 1]
+        if best is None or ant < best[0]:
+            best = (float(ant), (1 - t) * p[a] + t * p[b])
+    return None if best is None else best[1]
+
+
+def posterior_secant(points: np.ndarray, centre: np.ndarray, axis: np.ndarray, medial: np.ndarray, side: str,
+                     offset: float = 0.25, iterations: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """(medial point, lateral point) of a bone end's posterior outline seen along ``axis``, ``offset`` of
+    its medial-lateral width medial and lateral of ``centre``.
+
+    The points lie on the convex hull of the projected points (:func:`hull_posterior_point`), so a
+    notch between two lobes is bridged as by a bitangent; the medial direction is reset to the line
+    joining them until it stops turning (0.01 degrees) or ``iterations`` are done. Unlike the extreme
+    points of :func:`posterior_line`, the two points do not slide along a flat or evenly curved
+    posterior border when the surface changes by a fraction of a voxel, and they stay half the width
+    apart, so the line's direction is well conditioned.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    m = unit(perpendicular(medial, axis))
+    pm = pl = None
+    for _ in range(iterations):
+        a = anterior_of(m, axis, side)
+        s = (p - centre) @ m
+        half = offset * float(s.max() - s.min())
+        c = float(np.asarray(centre, dtype=np.float64) @ m)
+        new_pm, new_pl = (hull_posterior_point(p, m, a, c + d) for d in (half, -half))
+        if new_pm is None or new_pl is None:
+            break
+        pm, pl = new_pm, new_pl
+        m_new = unit(perpendicular(pm - pl, axis))
+        if float(m_new @ m) < 0.5:  # a degenerate jump: keep the previous direction
+            break
+        done = float(m_new @ m) > np.cos(np.radians(0.01))
+        m = m_new
+        if done:
+            break
+    if pm is None or pl is None:
+        return posterior_line(p, centre, axis, medial, side)
+    return pm, pl
+
+
 def _loops(mesh: trimesh.Trimesh, origin: np.ndarray, normal: np.ndarray) -> list[np.ndarray]:
     try:
         path = mesh.section(plane_origin=origin, plane_normal=normal)
