@@ -1,18 +1,31 @@
-"""Accuracy of ``limbseg measure`` on the virtual cohort's truth label maps against its truth.
+"""Accuracy of ``limbseg measure`` on the virtual cohort's truth label maps against its truth, and on the
+labels ``limbseg segment`` predicts.
 
 Usage::
 
     python benchmarks/bench_measure.py [-n 20] [--seed 0] [--pixel 0.9375] [--slice-thickness 3]
     python benchmarks/bench_measure.py --cohort DIR [--pred PRED_DIR]   # an existing `limbseg synth` output
+    python benchmarks/bench_measure.py --cohort DIR -n 5 --segment [--model BUNDLE] [--segment-dir OUT]
 
 Default: for seeds ``seed .. seed + n - 1`` the subject's truth label map is rebuilt on its scan
 grid without simulating the image (:func:`limbseg.synth.truth.truth_labels`, the same voxels as
 ``limbseg synth`` writes) and measured; the truth comes from the shape model's landmark vertices
 (:func:`limbseg.synth.truth.skeleton_truth`). ``--cohort`` reads ``labelsTr/<case>.nii.gz`` and
-``subjects/<case>/truth/measurements.json`` instead; ``--pred`` also measures predicted label maps
-(``PRED/<case>.nii.gz`` or ``PRED/<case>/labels.nii.gz``, e.g. ``limbseg segment`` outputs) against
-the same truth. Prints the median absolute error per measurement (both sides pooled) and writes the
-table to docs/benchmarks.md (``--no-record`` to skip).
+``subjects/<case>/truth/measurements.json`` instead (a cohort written before truth files existed: the
+truth is rebuilt from the seed in the case name, ``virtual_<seed>``); ``-n`` then takes the first n cases.
+``--pred`` also measures predicted label maps (``PRED/<case>.nii.gz`` or ``PRED/<case>/labels.nii.gz``)
+against the same truth.
+
+``--segment`` segments each subject's scan with the shipped model (or ``--model``) through
+:func:`limbseg.pipeline.segment`, the API behind ``limbseg segment`` (the model is loaded once), and
+takes the measurements that segment itself wrote (``measurements.json``, measured on its labels with
+its sides); without ``--cohort`` the scans are simulated first (:func:`limbseg.synth.cohort.synthesize_subject`
+at ``--pixel`` / ``--slice-thickness``). The segment outputs go to ``--segment-dir`` (default: a temporary
+folder, removed).
+
+Prints the median absolute error per measurement (both sides pooled) for each set of labels, the two
+side by side, and writes them to docs/benchmarks.md (``--no-record`` to skip): section ``bench_measure``,
+or ``bench_measure_segment`` with ``--segment``.
 """
 
 from __future__ import annotations
@@ -42,20 +55,76 @@ def _values(doc: dict) -> dict[tuple[str, str], float | None]:
 def _generated(args: argparse.Namespace):
     from limbseg.synth.truth import skeleton_truth, truth_labels
 
-    for seed in range(args.seed, args.seed + args.n):
+    for seed in range(args.seed, args.seed + (args.n or 20)):
         labels, sk = truth_labels(seed, pixel=args.pixel, slice_thickness=args.slice_thickness)
         yield f"virtual_{seed:05d}", sk.age, labels, skeleton_truth(sk).to_json()
+
+
+def _seed_truth(case: str) -> dict:
+    """Truth of ``virtual_<seed>`` rebuilt from its seed (the skeleton is the first thing a subject draws)."""
+    from limbseg.synth.pose import sample_skeleton
+    from limbseg.synth.truth import skeleton_truth
+
+    seed = int(case.rsplit("_", 1)[1])
+    return skeleton_truth(sample_skeleton(np.random.default_rng([seed, 20240611])), case).to_json()
 
 
 def _from_cohort(args: argparse.Namespace):
     from limbseg.io import read_image
     from limbseg.volume import LabelMap
 
-    for truth_path in sorted(Path(args.cohort).glob("subjects/*/truth/measurements.json")):
-        case = truth_path.parents[1].name
-        doc = json.loads(truth_path.read_text())
-        labels = LabelMap.from_volume(read_image(Path(args.cohort) / "labelsTr" / f"{case}.nii.gz"))
+    root = Path(args.cohort)
+    cases = sorted(p.name.removesuffix(".nii.gz") for p in (root / "labelsTr").glob("*.nii.gz"))
+    for case in cases[: args.n] if args.n else cases:
+        truth_path = root / "subjects" / case / "truth" / "measurements.json"
+        doc = json.loads(truth_path.read_text()) if truth_path.is_file() else _seed_truth(case)
+        labels = LabelMap.from_volume(read_image(root / "labelsTr" / f"{case}.nii.gz"))
         yield case, doc["info"].get("age"), labels, doc
+
+
+class Segmenter:
+    """Segments scans with one loaded model through :func:`limbseg.pipeline.segment` and returns the
+    measurements segment wrote (``measurements.json``) with the time it took."""
+
+    def __init__(self, args: argparse.Namespace):
+        import tempfile
+
+        from limbseg.pipeline import load_model
+
+        self.model = load_model(args.model)
+        self.tmp = None if args.segment_dir else tempfile.TemporaryDirectory(prefix="bench_measure.")
+        self.root = Path(args.segment_dir or self.tmp.name)  # type: ignore[union-attr]
+        self.args = args
+        self.seconds: list[float] = []
+
+    def scan(self, case: str) -> Path:
+        """The case's scan: the cohort's image, or the subject simulated now (``--pixel``, ``--slice-thickness``)."""
+        if self.args.cohort:
+            return Path(self.args.cohort) / "imagesTr" / f"{case}_0000.nii.gz"
+        from limbseg.io import write_image
+        from limbseg.synth.cohort import synthesize_subject
+
+        subject = synthesize_subject(int(case.rsplit("_", 1)[1]), pixel=self.args.pixel,
+                                     slice_thickness=self.args.slice_thickness)
+        path = self.root / "scans" / f"{case}_0000.nii.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_image(subject.image, path)
+        return path
+
+    def measure(self, case: str) -> dict:
+        from limbseg.pipeline import segment
+
+        scan = self.scan(case)
+        out = self.root / case
+        t0 = time.perf_counter()
+        segment(scan, out, model=self.model)
+        self.seconds.append(time.perf_counter() - t0)
+        if (out / "measurements.json").is_file():
+            return json.loads((out / "measurements.json").read_text())
+        from limbseg.io import read_image
+        from limbseg.volume import LabelMap
+
+        return measure_labels(LabelMap.from_volume(read_image(out / "labels.nii.gz")), case=case).to_json()
 
 
 def _pred_labels(pred: Path, case: str):
@@ -83,6 +152,21 @@ def _table(errors: dict[str, list[float]], missing: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
+def _side_by_side(sets: dict) -> str:
+    names = list(sets)
+    head = "| measurement | unit | " + " | ".join(f"{n}: median abs error (n) | 90th pct | incomplete" for n in names) + " |"
+    lines = [head, "|---|---|" + "---|---|---|" * len(names)]
+    for m in MEASUREMENTS:
+        cells = []
+        for n in names:
+            errors, _, missing = sets[n]
+            e = np.abs(np.asarray(errors.get(m.name, []), dtype=float))
+            cells += ([f"{np.median(e):.2f} ({len(e)})", f"{np.percentile(e, 90):.2f}"] if len(e) else ["- (0)", "-"])
+            cells.append(str(missing.get(m.name, 0)))
+        lines.append(f"| {m.name} | {m.unit} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _compare(res_doc: dict, truth: dict, errors: dict, diffs: dict, missing: dict) -> None:
     got, want = _values(res_doc), _values(truth)
     for m in MEASUREMENTS:
@@ -98,17 +182,24 @@ def _compare(res_doc: dict, truth: dict, errors: dict, diffs: dict, missing: dic
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("-n", type=int, default=20)
+    p.add_argument("-n", type=int, default=None, help="subjects (default: 20 generated, or every cohort case)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pixel", type=float, default=0.9375)
     p.add_argument("--slice-thickness", type=float, default=3.0)
     p.add_argument("--cohort", default=None, help="an existing `limbseg synth` folder")
     p.add_argument("--pred", type=Path, default=None, help="predicted label maps of the cohort's cases")
+    p.add_argument("--segment", action="store_true",
+                   help="also segment each scan with the shipped model (or --model) and measure segment's labels")
+    p.add_argument("--model", default=None, help="model bundle for --segment (default: the shipped model)")
+    p.add_argument("--segment-dir", type=Path, default=None, help="keep segment's outputs here (default: temporary)")
     p.add_argument("--no-record", action="store_true")
     args = p.parse_args()
     sets = {"truth labels": ({}, {}, {})}
     if args.pred:
         sets["predicted labels"] = ({}, {}, {})
+    segmenter = Segmenter(args) if args.segment else None
+    if segmenter:
+        sets["segment's labels"] = ({}, {}, {})
     ages, seconds = [], []
     for case, age, labels, truth in (_from_cohort(args) if args.cohort else _generated(args)):
         t0 = time.perf_counter()
@@ -117,11 +208,20 @@ def main() -> None:
         ages.append(age)
         if args.pred and (pred := _pred_labels(args.pred, case)) is not None:
             _compare(measure_labels(pred, case=case).to_json(), truth, *sets["predicted labels"])
-        print(f"{case}: age {age if age is None else round(float(age), 1)}, {seconds[-1]:.1f} s", flush=True)
+        extra = ""
+        if segmenter:
+            _compare(segmenter.measure(case), truth, *sets["segment's labels"])
+            extra = f", segment {segmenter.seconds[-1]:.0f} s"
+        print(f"{case}: age {age if age is None else round(float(age), 1)}, {seconds[-1]:.1f} s{extra}", flush=True)
     valid = [a for a in ages if a is not None]
-    body = [f"{len(ages)} virtual subjects (ages {min(valid):.1f}-{max(valid):.1f}), both sides pooled; "
-            f"grid {args.pixel} x {args.pixel} x {args.slice_thickness} mm axial; measure took "
-            f"median {statistics.median(seconds):.1f} s per subject on this machine.\n"]
+    grid = ("the cohort's scan grids" if args.cohort else
+            f"grid {args.pixel} x {args.pixel} x {args.slice_thickness} mm axial")
+    body = [f"n = {len(ages)} virtual subjects (ages {min(valid):.1f}-{max(valid):.1f}), both sides pooled "
+            f"({2 * len(ages)} legs); {grid}; measure took median {statistics.median(seconds):.1f} s per subject "
+            "on this machine" + (f", segment (shipped model, CPU) median {statistics.median(segmenter.seconds):.0f} s"
+                                 if segmenter else "") + ".\n"]
+    if len(sets) > 1:
+        body.append("Side by side (measure minus truth, absolute):\n\n" + _side_by_side(sets) + "\n")
     for name, (errors, diffs, missing) in sets.items():
         body.append(f"**{name}** (measure minus truth):\n\n{_table(errors, missing)}\n")
         body.append(f"Left-right differences ({name}), median absolute error: " + ", ".join(
@@ -129,6 +229,9 @@ def main() -> None:
     text = "\n".join(body)
     if args.no_record:
         print(text)
+    elif segmenter:
+        record("bench_measure_segment", "Morphometrics on segment's own labels against the virtual cohort's truth "
+               "(benchmarks/bench_measure.py --segment)", text)
     else:
         record("bench_measure", "Morphometrics against the virtual cohort's truth (benchmarks/bench_measure.py)",
                text)
