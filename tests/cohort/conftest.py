@@ -22,24 +22,11 @@ def ages() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory):
-    """A 5-class 2D U-Net of a few thousand random (seeded) weights, its head biased to background so that it
-    finds a few small blobs on both sides: seconds per scan, non-empty tables."""
-    import torch
+    """The tiny seeded bundle with its head biased to background, so that it finds a few small blobs on both
+    sides: seconds per scan, non-empty tables."""
+    from tests.conftest import make_tiny_bundle
 
-    from limbseg.labels import DEFAULT_SCHEME
-    from limbseg.models.bundle import save_bundle
-    from limbseg.models.factory import build_model
-
-    torch.manual_seed(0)
-    arch = {"arch": "unet2d", "in_channels": 3, "classes": 5, "features": [4, 4, 8, 8, 16, 4]}
-    config = {"architecture": arch, "labels": DEFAULT_SCHEME.to_json(),
-              "preprocessing": {"spacing_mm": 8.0, "tile": [64, 64], "channels": "repeat",
-                                "normalisation": {"method": "percentile", "lower": 0.5, "upper": 99.5}}}
-    model = build_model(arch)
-    with torch.no_grad():
-        model.final_conv.bias.zero_()
-        model.final_conv.bias[0] = 1.5
-    return save_bundle(tmp_path_factory.mktemp("bundle") / "tiny", [model], config)
+    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny", background_bias=1.5)
 
 
 @pytest.fixture(scope="session")

@@ -136,18 +136,9 @@ def test_segment_in_browser_with_the_real_pipeline(tmp_path: Path) -> None:
 
 def tiny_bundle(models_dir: Path) -> Path:
     """A tiny randomly initialised 2D U-Net bundle (seeded; 7.5 mm pixels, as in tests/pipeline/test_demo.py)."""
-    import torch
+    from tests.conftest import make_tiny_bundle
 
-    from limbseg.labels import DEFAULT_SCHEME
-    from limbseg.models.bundle import save_bundle
-    from limbseg.models.factory import build_model
-
-    torch.manual_seed(0)
-    arch = {"arch": "unet2d", "in_channels": 3, "classes": 5, "features": [4, 4, 8, 8, 16, 4]}
-    config = {"name": "tiny-test", "architecture": arch, "labels": DEFAULT_SCHEME.to_json(),
-              "preprocessing": {"spacing_mm": 7.5, "tile": [64, 64], "channels": "repeat",
-                                "normalisation": {"method": "percentile", "lower": 0.5, "upper": 99.5}}}
-    return save_bundle(models_dir / "tiny-test", [build_model(arch)], config)
+    return make_tiny_bundle(models_dir / "tiny-test", spacing_mm=7.5, name="tiny-test")
 
 
 def virtual_dicom_zip(tmp_path: Path, seed: int = 3, **geometry: float) -> tuple[Path, Any]:

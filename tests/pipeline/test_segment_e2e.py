@@ -18,21 +18,6 @@ from limbseg.volume import LabelMap, Volume
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory):
-    import torch
-
-    from limbseg.models.bundle import save_bundle
-    from limbseg.models.factory import build_model
-
-    torch.manual_seed(0)
-    arch = {"arch": "unet2d", "in_channels": 3, "classes": 5, "features": [4, 4, 8, 8, 16, 4]}
-    config = {"architecture": arch, "labels": DEFAULT_SCHEME.to_json(),
-              "preprocessing": {"spacing_mm": 8.0, "tile": [64, 64], "channels": "repeat",
-                                "normalisation": {"method": "percentile", "lower": 0.5, "upper": 99.5}}}
-    return save_bundle(tmp_path_factory.mktemp("bundle") / "tiny", [build_model(arch)], config)
-
-
 def _legs(tmp_path, affine=None, name="scan.nii.gz"):
     vol = body_phantom(300, 800)
     if affine is not None:
@@ -158,6 +143,39 @@ def test_segment_same_without_fork(tiny_bundle, tmp_path, monkeypatch):
     assert forked.statistics == threads.statistics
     assert sorted(f.relative_to(tmp_path / "forked") for f in forked.files) == \
         sorted(f.relative_to(tmp_path / "threads") for f in threads.files)
+
+
+class _Located(Exception):
+    """Raised by the test's locator stand-in once it has recorded where it ran."""
+
+
+def test_the_locator_runs_in_the_main_process(tiny_bundle, tmp_path, monkeypatch):
+    """The coarse 3D stage (torch) must run in the main process, never in the forked reading child: torch in a
+    child forked from a parent that has already run torch deadlocks (limbseg demo, segment_many, the GUI). The
+    stand-in records its process id; had it run in the child, the record would be lost with the child."""
+    import os
+
+    import torch
+    from tests.conftest import add_tiny_locator
+
+    import limbseg.pipeline as pipeline
+    from limbseg.segmentation.locate import Locator
+
+    torch.ones(64, 64) @ torch.ones(64, 64)  # the parent has used torch, as in segment_many's second scan
+    bundle, _ = add_tiny_locator(tiny_bundle, tmp_path / "with-locator")
+    ran_in = []
+
+    def locate(self, volume):
+        ran_in.append(os.getpid())
+        raise _Located
+
+    monkeypatch.setattr(Locator, "locate", locate)
+    monkeypatch.setattr(pipeline, "READ_PROCESS", pipeline.FORK_AVAILABLE)
+    _, path = _legs(tmp_path)
+    with pytest.raises(_Located):
+        segment(path, tmp_path / "out", model=bundle, device="cpu")
+    assert ran_in == [os.getpid()]
+    assert not (tmp_path / "out").exists()
 
 
 def test_segment_many(tiny_bundle, tmp_path):

@@ -121,29 +121,10 @@ def test_predict_volume_pads_and_crops(shape):
     np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-5)
 
 
-@pytest.fixture
-def tiny_bundle(tmp_path):
-    from limbseg.labels import DEFAULT_SCHEME
-    from limbseg.models.bundle import save_bundle
-    from limbseg.models.factory import build_model
-
-    torch.manual_seed(0)
-    arch = {"arch": "unet2d", "in_channels": 3, "classes": 5, "features": [4, 4, 8, 8, 16, 4]}
-    config = {"architecture": arch, "labels": DEFAULT_SCHEME.to_json(),
-              "preprocessing": {"spacing_mm": 8.0, "tile": [64, 64], "channels": "repeat",
-                                "normalisation": {"method": "percentile", "lower": 0.5, "upper": 99.5}}}
-    return save_bundle(tmp_path / "tiny", [build_model(arch)], config)
-
-
 def _with_locator(tiny_bundle, tmp_path, **extra):
-    from limbseg.models.locator_net import LocatorNet
-    from limbseg.training.locator import locator_config, save_locator
+    from tests.conftest import add_tiny_locator
 
-    torch.manual_seed(1)
-    options = LocatorOptions(features=(4, 8, 8, 8))
-    net = LocatorNet(1, 5, options.features)
-    config = locator_config(options, 5, [], {"train": "test"}) | extra
-    return save_locator(tmp_path / "with-locator", net.state_dict(), config, tiny_bundle), net
+    return add_tiny_locator(tiny_bundle, tmp_path / "with-locator", **extra)
 
 
 def test_bundle_carries_the_locator(tiny_bundle, tmp_path):
@@ -177,3 +158,24 @@ def test_bundle_with_a_broken_locator_is_refused(tiny_bundle, tmp_path):
     (path / "locator.safetensors").unlink()
     with pytest.raises(LimbsegError, match="locator weights"):
         load_bundle(path)
+
+
+def test_a_fine_network_trained_from_a_bundle_keeps_its_locator(tiny_bundle, tmp_path):
+    """carry_locator copies the locator (weights and model.json entry) into a bundle that has none, leaves its
+    fine network alone, and does nothing when the source has no locator."""
+    import shutil
+
+    from limbseg.models.bundle import load_bundle, read_locator
+    from limbseg.training.locator import carry_locator
+
+    source, net = _with_locator(tiny_bundle, tmp_path, prior_weight=[1.0, 1.0, 0.0, 0.0])
+    fine = tmp_path / "new-fine"
+    shutil.copytree(tiny_bundle, fine)
+    assert carry_locator(tiny_bundle, fine) is False and read_locator(fine) is None
+    assert carry_locator(source, fine) is True
+    carried = read_locator(fine)
+    assert carried.config["prior_weight"] == [1.0, 1.0, 0.0, 0.0]
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(carried.network.state_dict()[k], v)
+    old, new = load_bundle(tiny_bundle).state_dicts[0], load_bundle(fine).state_dicts[0]
+    assert all(torch.equal(old[k], new[k]) for k in old)

@@ -75,6 +75,22 @@ def test_finetuning_reloads_bundle_every_fold(loo_run, tiny_dataset, tmp_path, m
     assert load_bundle(res.bundle).architecture == src.architecture
 
 
+def test_fine_tuning_keeps_the_locator(tiny_dataset, loo_run, tmp_path):
+    """A fine network trained --init-from a bundle with a coarse 3D stage is saved with that stage (weights and
+    model.json entry), so a continued model is complete for segment without a hand-made copy."""
+    from tests.conftest import add_tiny_locator
+
+    from limbseg.models.bundle import read_locator
+
+    source, net = add_tiny_locator(loo_run.fold_bundles[0], tmp_path / "with-locator", prior_weight=[1.0, 0.0, 0.0, 0.0])
+    res = train(tiny_dataset, tmp_path / "FT", _opts(init_from=str(source), folds=None, val_fraction=0.34, epochs=1))
+    for bundle in (res.bundle, *res.fold_bundles):
+        carried = read_locator(bundle)
+        assert carried is not None and carried.config["prior_weight"] == [1.0, 0.0, 0.0, 0.0]
+        for k, v in net.state_dict().items():
+            torch.testing.assert_close(carried.network.state_dict()[k], v)
+
+
 def test_resume_continues_from_checkpoint(tiny_dataset, tmp_path):
     opts = _opts(folds=None, val_fraction=0.34, epochs=1)
     train(tiny_dataset, tmp_path / "R", opts)

@@ -293,6 +293,22 @@ def save_locator(bundle_dir: str | Path, state: dict[str, Any], config: dict[str
     return Path(bundle_dir)
 
 
+def carry_locator(source_bundle: str | Path, bundle: str | Path) -> bool:
+    """Give ``bundle`` (a fine network trained ``--init-from source_bundle``) the source's coarse 3D stage:
+    its weights and its ``model.json`` ``locator`` entry (stages and history included), unchanged. The two
+    stages are trained separately, so a new fine network keeps the locator it was trained beside.
+
+    Returns False (and changes nothing) when the source has no locator.
+    """
+    from limbseg.models.bundle import read_locator
+
+    locator = read_locator(source_bundle)
+    if locator is None:
+        return False
+    save_locator(bundle, locator.network.state_dict(), locator.config, bundle)
+    return True
+
+
 def prepare_locator_cases(dataset_dirs: Sequence[str | Path], spacing_mm: float = SPACING_MM,
                           workers: int = 1, cache: str | Path | None = None) -> tuple[list[LocatorCase], Any]:
     """Every case of the datasets on the locator's grid (read from / written to ``cache`` .npz if given)."""

@@ -113,21 +113,31 @@ def _config(arch, pre, scheme, options, dataset_dir, metrics, time_s, device, fo
             "metrics": metrics}
 
 
-def _evaluate_fold(model, pre, scheme, val_cases: list[Case], fold: int, device) -> list[dict[str, Any]]:
+def _evaluate_fold(model, pre, scheme, val_cases: list[Case], fold: int, device,
+                   locator_from: str | None = None) -> list[dict[str, Any]]:
     """Volume-level metrics of the fold's validation cases: each whole scan predicted on its native grid
     through ``segment``'s path (:meth:`limbseg.segmentation.predict.Predictor.predict_scan`: network region, window),
-    never on a crop chosen by the truth."""
+    never on a crop chosen by the truth. ``locator_from``: a bundle whose coarse 3D stage the new model will
+    carry (:func:`limbseg.training.locator.carry_locator`); it then finds the region and gives its prior, as in
+    ``segment``."""
     from limbseg.evaluation import evaluate_pair
     from limbseg.io import read_image
+    from limbseg.models.bundle import read_locator
     from limbseg.segmentation.predict import Predictor
     from limbseg.segmentation.region import find_region
     from limbseg.volume import LabelMap
 
     predictor = Predictor([model], pre, device, scheme=scheme)
+    locator = read_locator(locator_from, device) if locator_from is not None else None
+    if locator is not None:
+        weight = locator.config.get("prior_weight", 1.0)
+        predictor.locator = locator
+        predictor.prior_weight = [float(w) for w in weight] if isinstance(weight, list) else float(weight)
     rows = []
     for case in val_cases:
         image, ref = read_image(case.image), LabelMap.from_volume(read_image(case.label), scheme)
-        region = find_region(image, whole_scan_fallback=True, normalisation=pre.get("normalisation"))
+        region = find_region(image, whole_scan_fallback=True, normalisation=pre.get("normalisation"),
+                             locator=locator)
         pred = predictor.predict_scan(image, region)
         rows += [{"fold": fold, **r} for r in evaluate_pair(pred, ref, case=case.case_id)]
     return rows
@@ -157,6 +167,7 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
     from limbseg.evaluation import summarise, write_report
     from limbseg.models.bundle import save_bundle
     from limbseg.segmentation.predict import resolve_device
+    from limbseg.training.locator import carry_locator
     from limbseg.training.loop import completed_fold, train_fold
     from limbseg.training.reports import plot_curves, write_history
 
@@ -200,7 +211,7 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
         if not world.is_main:
             continue  # rank 0 evaluates and writes the run
         model.load_state_dict(res.best_state)
-        fold_rows = _evaluate_fold(model, pre, scheme, [by_id[c] for c in f["val"]], k, device)
+        fold_rows = _evaluate_fold(model, pre, scheme, [by_id[c] for c in f["val"]], k, device, options.init_from)
         rows += fold_rows
         history += res.history
         states.append(res.best_state)
@@ -211,6 +222,8 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
                       res.time_s, device, [info], world.size)
         fold_bundles.append(save_bundle(run_dir / f"fold{k}" / "model", [res.best_state], cfg,
                                         half=options.half_bundle))
+        if options.init_from is not None:
+            carry_locator(options.init_from, fold_bundles[-1])
     distributed.shutdown(world)
     if not world.is_main:
         return TrainResult(run_dir, run_dir, [], {})
@@ -222,4 +235,6 @@ def train(dataset_dir: str | Path, run_dir: str | Path, options: TrainOptions,
     cfg = _config(arch, pre, scheme, options, dataset_dir, {"summary": summary, "cross_validation": split["mode"]},
                   time.perf_counter() - t0, device, fold_info, world.size)
     bundle = save_bundle(run_dir / "model", members, cfg, half=options.half_bundle)
+    if options.init_from is not None:  # the fine network keeps the coarse 3D stage it was trained beside
+        carry_locator(options.init_from, bundle)
     return TrainResult(run_dir, bundle, fold_bundles, summary, rows, history)
