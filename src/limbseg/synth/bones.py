@@ -94,6 +94,15 @@ def _marrow(bv: BoneVoxels, u: np.ndarray, age: float, p: np.ndarray, sk: Skelet
     return np.where(yellow, A.YELLOW_MARROW, A.RED_MARROW).astype(np.uint8)
 
 
+def box_overlap(a: tuple[slice, ...], b: tuple[slice, ...]) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
+    """Where two index boxes of one grid overlap, as slices into each box's own array; None if they do not."""
+    inter = [slice(max(x.start, y.start), min(x.stop, y.stop)) for x, y in zip(a, b, strict=True)]
+    if any(s.stop <= s.start for s in inter):
+        return None
+    return (tuple(slice(s.start - x.start, s.stop - x.start) for s, x in zip(inter, a, strict=True)),
+            tuple(slice(s.start - y.start, s.stop - y.start) for s, y in zip(inter, b, strict=True)))
+
+
 def paint_bones(tissue: np.ndarray, box: tuple[slice, ...], xyz: tuple[np.ndarray, ...],
                 bones: list[BoneVoxels], sk: Skeleton) -> None:
     """Overwrite ``tissue`` (the fine-grid crop ``box``; xyz its RAS coordinates) with bone tissues,
@@ -102,11 +111,10 @@ def paint_bones(tissue: np.ndarray, box: tuple[slice, ...], xyz: tuple[np.ndarra
     plate_mm = 1.2 + 0.18 * max(16.0 - age, 0.0)
     cart_mm = 1.5 + 0.15 * max(16.0 - age, 0.0)
     for bv in bones:
-        inter = [slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(box, bv.box, strict=True)]
-        if any(s.stop <= s.start for s in inter):
+        overlap = box_overlap(box, bv.box)
+        if overlap is None:
             continue
-        tb = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(inter, box, strict=True))
-        bb = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(inter, bv.box, strict=True))
+        tb, bb = overlap
         inside, depth, outside = bv.inside[bb], bv.depth[bb], bv.outside[bb]
         reach = cart_mm if bv.spec is None else cart_mm * bv.spec.cartilage
         near = inside | (outside < reach)

@@ -44,7 +44,7 @@ import numpy as np
 from scipy import ndimage
 
 from limbseg.synth import anatomy as A
-from limbseg.synth.bones import BoneVoxels
+from limbseg.synth.bones import BoneVoxels, box_overlap
 from limbseg.synth.pose import Skeleton
 from limbseg.synth.voxel import Grid, index_box
 
@@ -584,11 +584,10 @@ def voxelize(ds: Distractors, grid: Grid, labelled: list[BoneVoxels], margin_mm:
             xyz = A.BoxCoords.from_grid(grid.affine, box).full()
             inside = piece.shape.inside(np.stack(xyz, axis=-1))
             for bv in labelled:
-                inter = [slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(box, bv.box, strict=True)]
-                if any(s.stop <= s.start for s in inter):
+                overlap = box_overlap(box, bv.box)
+                if overlap is None:
                     continue
-                ib = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(inter, box, strict=True))
-                bb = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(inter, bv.box, strict=True))
+                ib, bb = overlap
                 inside[ib] &= bv.outside[bb] >= GAP_MM
             if piece.keep_largest and inside.any():
                 lab, n = ndimage.label(inside)
