@@ -199,9 +199,7 @@ class Predictor:
         else:
             self.models = bundle_or_models.build_models(self.device)
             self.scheme = scheme or bundle_or_models.scheme
-            self.locator = bundle_or_models.build_locator(self.device)
-            weight = bundle_or_models.config.get("locator", {}).get("prior_weight", 1.0)
-            self.prior_weight = [float(w) for w in weight] if isinstance(weight, list) else float(weight)
+            self.use_locator(bundle_or_models.build_locator(self.device))
             preprocessing = preprocessing or bundle_or_models.preprocessing
         if not self.models:
             raise ValueError("no models to predict with")
@@ -212,6 +210,13 @@ class Predictor:
         self.preprocessing = dict(preprocessing)
         self.batch_size = int(batch_size)
         self.crop_to_body = bool(crop_to_body)
+
+    def use_locator(self, locator: Any) -> None:
+        """Find regions with ``locator`` (a :class:`limbseg.segmentation.locate.Locator`, or None: none) and
+        apply its prior with the weight its config gives (``prior_weight``: one number or one per bone)."""
+        self.locator = locator
+        weight = locator.config.get("prior_weight", 1.0) if locator is not None else 0.0
+        self.prior_weight = [float(w) for w in weight] if isinstance(weight, list) else float(weight)
 
     @property
     def spacing_mm(self) -> float:

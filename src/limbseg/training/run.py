@@ -129,10 +129,7 @@ def _evaluate_fold(model, pre, scheme, val_cases: list[Case], fold: int, device,
 
     predictor = Predictor([model], pre, device, scheme=scheme)
     locator = read_locator(locator_from, device) if locator_from is not None else None
-    if locator is not None:
-        weight = locator.config.get("prior_weight", 1.0)
-        predictor.locator = locator
-        predictor.prior_weight = [float(w) for w in weight] if isinstance(weight, list) else float(weight)
+    predictor.use_locator(locator)
     rows = []
     for case in val_cases:
         image, ref = read_image(case.image), LabelMap.from_volume(read_image(case.label), scheme)
