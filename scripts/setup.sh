@@ -16,7 +16,7 @@ fi
 # Without them the browser tests are skipped on a developer's machine but fail in CI (CI=true).
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        (apt-get update -q && apt-get install -y -q chromium chromium-driver) >/dev/null
+        (apt-get update -q && apt-get install -y -q chromium chromium-driver && apt-get clean) >/dev/null
     elif [ "${CI:-}" = true ]; then
         echo "error: CI needs Debian's chromium and chromium-driver for the GUI browser tests (install them as root)" >&2
     else

@@ -66,7 +66,8 @@ def compared(cmp, tiny_dataset, tmp_path_factory, hf_cache):  # noqa: F811 - pyt
     doc = out / "experiments.md"
     doc.write_text("# Comparisons\n\nintro kept\n\n<!-- experiments:begin -->\nold\n<!-- experiments:end -->\n\ntail\n")
     results = cmp.main(_argv(tiny_dataset, out, "mobilenet_v2,unet2d,resnet34-imagenet"))
-    return out, results
+    yield out, results
+    shutil.rmtree(out, ignore_errors=True)  # two runs' checkpoints and weights: 200 MB
 
 
 def test_imagenet_check_reads_the_local_cache(cmp, hf_cache):

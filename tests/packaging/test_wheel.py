@@ -19,6 +19,7 @@ import sysconfig
 import time
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -61,17 +62,19 @@ def _dependency_links(dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
+def wheel(tmp_path_factory) -> Iterator[Path]:
     tmp = tmp_path_factory.mktemp("wheel")
     src = _copy_sources(tmp / "src-copy")
     subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp / "dist")], cwd=src, check=True, timeout=300)
     (found,) = (tmp / "dist").glob("limbseg-*.whl")
-    return found
+    shutil.rmtree(tmp / "src-copy")
+    yield found
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def venv(wheel, tmp_path_factory) -> Path:
+def venv(wheel, tmp_path_factory) -> Iterator[Path]:
     """bin/ of a fresh virtual environment with only the wheel installed (dependencies linked)."""
     tmp = tmp_path_factory.mktemp("venv")
     base = getattr(sys, "_base_executable", sys.executable)
@@ -82,7 +85,8 @@ def venv(wheel, tmp_path_factory) -> Path:
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           check=True, capture_output=True, text=True).stdout.strip()
     (Path(site) / "limbseg-test-dependencies.pth").write_text(f"{_dependency_links(tmp / 'deps')}\n")
-    return python.parent
+    yield python.parent
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _env() -> dict[str, str]:

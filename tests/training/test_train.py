@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -32,7 +33,8 @@ def _opts(**kw) -> TrainOptions:
 def loo_run(tiny_dataset, tmp_path_factory):
     torch.set_num_threads(1)
     run_dir = tmp_path_factory.mktemp("run") / "R"
-    return train(tiny_dataset, run_dir, _opts())
+    yield train(tiny_dataset, run_dir, _opts())
+    shutil.rmtree(run_dir.parent, ignore_errors=True)  # three folds' checkpoints: 470 MB
 
 
 def test_loocv_writes_all_run_files(loo_run):
