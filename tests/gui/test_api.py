@@ -278,3 +278,18 @@ def test_archive_errors_are_reported_and_clean_up(tmp_path):
     r = upload(client, [("scan.zip", _zip_bytes({"../evil": b"x"}))])
     assert r.status_code == 400 and r.json()["detail"] == "upload/file_000.zip: archive entry escapes the destination folder: ../evil"
     assert list((tmp_path / "jobs").iterdir()) == []
+
+
+def test_measurements_table_keeps_an_implausible_value_and_says_why():
+    from limbseg.gui.services import measurement_rows
+
+    doc = {"measurements": [
+        {"side": "left", "measurement": "fibula_length", "unit": "mm", "value": 144.06, "status": "implausible",
+         "reason": "implausible: fibula length / tibia length = 0.62, outside 0.85 to 1.1; check the segmentation"},
+        {"side": "left", "measurement": "femur_length", "unit": "mm", "value": 350.0, "status": "ok", "reason": ""},
+        {"side": "right", "measurement": "femur_length", "unit": "mm", "value": None, "status": "incomplete",
+         "reason": "no femur on the right side"}]}
+    fib, femur, missing = measurement_rows(doc)
+    assert fib["value"] == 144.1 and fib["reason"].startswith("implausible: fibula length / tibia length = 0.62")
+    assert femur == {"side": "left", "measurement": "femur_length", "value": 350.0, "unit": "mm", "reason": ""}
+    assert missing["value"] == "incomplete" and missing["reason"] == "no femur on the right side"

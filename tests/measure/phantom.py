@@ -24,7 +24,7 @@ class Leg:
     anteversion_deg: float = 15.0
     torsion_deg: float = 20.0
     femur_shaft_mm: float = 320.0
-    tibia_drop_mm: float = 350.0
+    tibia_drop_mm: float = 300.0  # femur about 1.15 times the tibia, a child's proportions
     x: float = 90.0
 
 

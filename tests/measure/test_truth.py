@@ -16,6 +16,7 @@ def test_truth_label_map_of_a_small_child_agrees_with_its_truth():
     labels, sk = truth_labels(1)  # age 5: the study's 0.94 x 0.94 x 3 mm axial grid
     truth, got = skeleton_truth(sk), measure_labels(labels)
     assert labels.spacing == pytest.approx((0.9375, 0.9375, 3.0))
+    assert got.info["implausible"] == 0  # a real child's bones are never flagged
     for side in ("left", "right"):
         for m in MEASUREMENTS:
             t, g = truth.value(side, m.name), got.value(side, m.name)

@@ -57,7 +57,8 @@ def test_same_seed_same_dicom_uids(tmp_path, small_subject):
 
 
 @pytest.mark.parametrize("bad", [["-n", "0"], ["--pixel", "0"], ["--contrast", "ct"], ["--slice-thickness", "40"],
-                                 ["--orientation", "oblique"], ["--jobs", "0"]])
+                                 ["--orientation", "oblique"], ["--jobs", "0"], ["--ages", "9", "7"],
+                                 ["--ages", "17", "20"], ["--ages", "nan", "8"], ["--ages", "5"]])
 def test_bad_options_exit_2(tmp_path, bad):
     args = ["synth", "-o", str(tmp_path / "x"), *SMALL_ARGS, *bad]
     try:
@@ -82,3 +83,22 @@ def test_cli_distractors_are_recorded_and_background(tmp_path):
     assert set(np.unique(labels)) == {0, 1, 2, 3, 4}
     meshes = {p.stem for p in (out / "subjects" / "virtual_00004" / "meshes").iterdir()}
     assert meshes == {f"{b}_{s}" for b in ("tibia", "femur", "fibula", "pelvis") for s in ("left", "right")}
+
+
+def test_age_range_keeps_only_children_of_those_ages(tmp_path):
+    from limbseg.synth.cohort import cohort_seeds, subject_age, subject_model
+
+    assert cohort_seeds(3, 10) == [10, 11, 12]
+    young = cohort_seeds(5, 100, ages=(5.0, 7.0))
+    assert len(young) == 5 and young == sorted(young) and young[0] >= 100
+    assert all(5.0 <= subject_age(s) < 7.0 for s in young)
+    skipped = [s for s in range(100, young[-1]) if s not in young]
+    assert skipped and all(not 5.0 <= subject_age(s) < 7.0 for s in skipped)
+    # the age is the one the simulation gives that subject
+    assert subject_age(young[0]) == pytest.approx(subject_model(young[0], pixel=4, slice_thickness=8).sk.age)
+    out = tmp_path / "D"
+    assert main(["synth", "-n", "1", "-o", str(out), "--seed", "100", "--ages", "5", "7", *SMALL_ARGS]) == 0
+    meta = json.loads((out / "dataset.json").read_text())["limbseg"]
+    assert meta["ages"] == [5.0, 7.0] and meta["subjects"][0]["seed"] == young[0]
+    assert 5.0 <= meta["subjects"][0]["age"] < 7.0
+    assert (out / "labelsTr" / f"virtual_{young[0]:05d}.nii.gz").is_file()

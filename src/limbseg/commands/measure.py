@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     for res in results:
         done = [r for r in res.rows if r["side"] != "right-left"]
-        ok = sum(r["status"] == "ok" for r in done)
-        print(f"{res.case}: {ok} of {len(done)} measurements complete -> {out}")
+        ok = sum(r["status"] != "incomplete" for r in done)
+        flagged = sum(r["status"] == "implausible" for r in done)
+        note = f", {flagged} implausible (check the segmentation)" if flagged else ""
+        print(f"{res.case}: {ok} of {len(done)} measurements complete{note} -> {out}")
     return 0

@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--distractors", action="store_true",
                    help="also simulate bones that are not labelled (patellae, sacrum and L4-L5, tali and calcanei, "
                         "arms beside the hips in half of the subjects): bone in the image, background in the labels")
+    p.add_argument("--ages", type=float, nargs=2, metavar=("LO", "HI"), default=None,
+                   help="only children aged LO to HI years (seeds from SEED up whose age is outside are skipped)")
     p.add_argument("--jobs", type=_positive_int, default=1, help="worker processes")
 
 
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         infos = synthesize_cohort(
             args.output, args.n, args.seed, jobs=args.jobs, contrast=contrast, pixel=args.pixel,
             slice_thickness=args.slice_thickness, orientation=args.orientation, matrix=args.matrix,
-            distractors=args.distractors, progress=lambda done, n: bar.update(done - bar.n),
+            distractors=args.distractors, ages=args.ages, progress=lambda done, n: bar.update(done - bar.n),
         )
     print(f"wrote {len(infos)} subjects to {args.output}")
     return 0

@@ -121,7 +121,8 @@ def series_rows(items: list[Any]) -> list[dict[str, Any]]:
 def measurement_rows(doc: Any) -> list[dict[str, Any]]:
     """The GUI's measurements table from a ``measurements.json`` document (:mod:`limbseg.measure`):
     one row per side and measurement (``side, measurement, value, unit, reason``), ``value`` rounded to
-    0.1 or ``'incomplete'`` (then ``reason`` says why: a bone missing, cut by the field of view ...)."""
+    0.1 or ``'incomplete'`` (then ``reason`` says why: a bone missing, cut by the field of view ...); a value
+    marked implausible (:mod:`limbseg.measure.plausibility`) keeps its number and its ``reason`` says why."""
     if not isinstance(doc, dict):
         return []
     rows = []
@@ -130,9 +131,10 @@ def measurement_rows(doc: Any) -> list[dict[str, Any]]:
             continue
         value = r.get("value")
         ok = isinstance(value, (int, float)) and value == value
+        flagged = ok and r.get("status") == "implausible"
         rows.append({"side": r.get("side", ""), "measurement": r.get("measurement", ""),
                      "value": round(float(value), 1) if ok else "incomplete", "unit": r.get("unit", ""),
-                     "reason": "" if ok else str(r.get("reason") or "")})
+                     "reason": str(r.get("reason") or "") if flagged or not ok else ""})
     return rows
 
 

@@ -38,6 +38,13 @@ class MeasureResult:
                 return r["value"]
         raise KeyError(f"{side} {name}")
 
+    def status(self, side: str, name: str) -> str:
+        """``'ok'``, ``'incomplete'`` or ``'implausible'`` (:mod:`limbseg.measure.plausibility`)."""
+        for r in self.rows:
+            if r["side"] == side and r["measurement"] == name:
+                return str(r["status"])
+        raise KeyError(f"{side} {name}")
+
     def to_json(self) -> dict[str, Any]:
         return {
             "case": self.case,
@@ -88,8 +95,10 @@ def measure_labels(labels: LabelMap, *, case: str | None = None, midline_x: floa
             :func:`limbseg.measure.labelmap.estimate_midline`).
     Returns:
         a :class:`MeasureResult`; a bone absent from a side, or touching the edge of the field of
-        view, makes the measurements that need it ``incomplete`` with the reason.
+        view, makes the measurements that need it ``incomplete`` with the reason; a value outside
+        children's proportions (:mod:`limbseg.measure.plausibility`) is kept but marked ``implausible``.
     """
+    from limbseg.measure.plausibility import flag_implausible
     from limbseg.measure.detect import leg_landmarks
     from limbseg.measure.labelmap import leg_surfaces
 
@@ -105,6 +114,7 @@ def measure_labels(labels: LabelMap, *, case: str | None = None, midline_x: floa
             "bones_missing_or_cut": legs.missing, "notes": legs.notes,
             "extra": {s: {k: round(v, 3) for k, v in e.items()} for s, e in extra.items()}}
     result = assemble(case, landmarks, legs.missing, info)
+    result.info["implausible"] = flag_implausible(result.rows)
     result.points = {s: {b: subsample(np.asarray(m.vertices)) for b, m in legs.meshes[s].items()} for s in SIDES}
     return result
 

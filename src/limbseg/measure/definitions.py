@@ -118,7 +118,8 @@ BY_NAME = {m.name: m for m in MEASUREMENTS}
 
 
 def compute(landmarks: Landmarks, side: str, missing: dict[str, str] | None = None) -> list[dict]:
-    """One record per measurement: ``name, unit, value, status ('ok' / 'incomplete'), reason,
+    """One record per measurement: ``name, unit, value, status ('ok' / 'incomplete'; ``measure_labels`` may
+    then mark a value 'implausible'), reason,
     landmarks`` (name -> RAS mm list). ``missing`` maps a bone to why it cannot be used."""
     missing = missing or {}
     rows = []

@@ -88,14 +88,18 @@ def write_measurements(result: MeasureResult, directory: str | Path, *, qc: bool
 
 def write_cohort(results: Sequence[MeasureResult], path: str | Path) -> Path:
     """One row per subject: ``case`` then ``<measurement>_<side>`` (left, right, right-left), values
-    rounded to 0.01 (empty when incomplete)."""
+    rounded to 0.01 (empty when incomplete), and ``implausible``: the values marked so (``<measurement>_<side>``,
+    separated by spaces; :mod:`limbseg.measure.plausibility`)."""
     path = Path(path)
     sides = ("left", "right", "right-left")
-    header = ["case"] + [f"{m.name}_{s.replace('-', '_minus_')}_{m.unit}" for m in MEASUREMENTS for s in sides]
+    header = ["case"] + [f"{m.name}_{s.replace('-', '_minus_')}_{m.unit}" for m in MEASUREMENTS for s in sides] + ["implausible"]
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
         for res in results:
             values = {(r["measurement"], r["side"]): r["value"] for r in res.rows}
-            writer.writerow([res.case or ""] + [_fmt(values.get((m.name, s))) for m in MEASUREMENTS for s in sides])
+            flagged = " ".join(f"{r['measurement']}_{r['side'].replace('-', '_minus_')}" for r in res.rows
+                               if r["status"] == "implausible")
+            writer.writerow([res.case or ""] + [_fmt(values.get((m.name, s))) for m in MEASUREMENTS for s in sides]
+                            + [flagged])
     return path

@@ -36,7 +36,8 @@ def _value_text(result: MeasureResult, side: str, names: tuple[str, ...]) -> str
     out = []
     for n in names:
         v = result.value(side, n)
-        out.append(f"{n.replace('_', ' ')}: {'incomplete' if v is None else f'{v:.1f}'}")
+        flag = " (implausible)" if result.status(side, n) == "implausible" else ""
+        out.append(f"{n.replace('_', ' ')}: {'incomplete' if v is None else f'{v:.1f}'}{flag}")
     return "\n".join(out).replace("mechanical femorotibial angle", "mFTA (varus +)")
 
 

@@ -190,9 +190,39 @@ def _make_and_write(args: tuple[int, str, dict[str, Any]]) -> dict[str, Any]:
     return subject.info
 
 
+def subject_age(seed: int) -> float:
+    """The age (years) of subject ``seed`` without simulating it: the first draw of its generator,
+    as :func:`limbseg.synth.pose.sample_skeleton` makes it."""
+    return float(np.random.default_rng([int(seed), 20240611]).uniform(5.0, 16.0))
+
+
+def cohort_seeds(n: int, seed: int = 0, ages: tuple[float, float] | None = None) -> list[int]:
+    """The seeds of an ``n``-subject cohort: ``seed .. seed + n - 1``, or with ``ages = (lo, hi)`` the
+    first ``n`` seeds from ``seed`` upward whose age is in ``[lo, hi)`` (the others are skipped)."""
+    if ages is None:
+        return [seed + i for i in range(n)]
+    lo, hi = (float(a) for a in ages)
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo >= hi or hi <= 5.0 or lo >= 16.0:
+        raise LimbsegError(f"the age range must be LO < HI overlapping the cohort's 5-16 years, got {lo:g} {hi:g}")
+    seeds: list[int] = []
+    candidate = seed
+    while len(seeds) < n:
+        if lo <= subject_age(candidate) < hi:
+            seeds.append(candidate)
+        candidate += 1
+        if candidate - seed > 1000 * n:
+            raise LimbsegError(f"the age range {lo:g}-{hi:g} years is too narrow: under {n} subjects in "
+                               f"{1000 * n} seeds")
+    return seeds
+
+
 def synthesize_cohort(out_dir: str | Path, n: int, seed: int = 0, *, jobs: int = 1,
-                      progress: Callable[[int, int], None] | None = None, **options: Any) -> list[dict[str, Any]]:
+                      progress: Callable[[int, int], None] | None = None, ages: tuple[float, float] | None = None,
+                      **options: Any) -> list[dict[str, Any]]:
     """Write ``n`` subjects (seeds ``seed .. seed + n - 1``) and ``dataset.json`` under ``out_dir``.
+
+    ``ages = (lo, hi)`` keeps only children aged ``lo`` to ``hi`` years (:func:`cohort_seeds`: the
+    first ``n`` seeds from ``seed`` up whose age is in range; each subject's seed is in its info).
 
     ``options`` are :func:`synthesize_subject`'s keywords (``distractors=True`` included); ``jobs``
     worker processes share the subjects. ``progress(done, n)`` is called after each subject.
@@ -204,12 +234,13 @@ def synthesize_cohort(out_dir: str | Path, n: int, seed: int = 0, *, jobs: int =
         raise LimbsegError(f"jobs must be at least 1, got {jobs}")
     _options(options.get("contrast", "water").replace("random_mix", "water"), options.get("pixel", 0.9375),
              options.get("slice_thickness", 3.0), options.get("orientation", "axial"), options.get("matrix"))
+    seeds = cohort_seeds(n, seed, ages)
     from limbseg.synth.ssm import ssm_directory
 
     ssm_directory()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tasks = [(seed + i, str(out), dict(options)) for i in range(n)]
+    tasks = [(s, str(out), dict(options)) for s in seeds]
     infos: list[dict[str, Any]] = []
     if jobs == 1:
         results = map(_make_and_write, tasks)
@@ -228,6 +259,7 @@ def synthesize_cohort(out_dir: str | Path, n: int, seed: int = 0, *, jobs: int =
     from limbseg.data.prepare import write_dataset_json
 
     extra: dict[str, Any] = {"source": "limbseg synth (virtual paediatric cohort)", "seed": int(seed),
+                             **({"ages": [float(a) for a in ages]} if ages is not None else {}),
                              "subjects": infos, "overlap_rule": f"priority {', '.join(PRIORITY)}"}
     if options.get("distractors"):
         extra["distractors"] = ("unlabelled bones simulated as tissue, label 0: " + ", ".join(extra_bones.KINDS)
