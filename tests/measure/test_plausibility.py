@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from limbseg.measure import measure_labels
-from limbseg.measure.api import assemble
 from limbseg.measure.definitions import MEASUREMENTS
 from limbseg.measure.plausibility import flag_implausible
 from limbseg.volume import LabelMap

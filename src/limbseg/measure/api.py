@@ -98,9 +98,9 @@ def measure_labels(labels: LabelMap, *, case: str | None = None, midline_x: floa
         view, makes the measurements that need it ``incomplete`` with the reason; a value outside
         children's proportions (:mod:`limbseg.measure.plausibility`) is kept but marked ``implausible``.
     """
-    from limbseg.measure.plausibility import flag_implausible
     from limbseg.measure.detect import leg_landmarks
     from limbseg.measure.labelmap import leg_surfaces
+    from limbseg.measure.plausibility import flag_implausible
 
     legs = leg_surfaces(labels, midline_x)
     landmarks: dict[str, dict[str, np.ndarray]] = {}
