@@ -1,6 +1,7 @@
 """The shipped default model: present, loads without pickle, the study's labels, and finds every bone of a
 small fixed virtual subject (never trained on) with at least a stated DSC."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -58,12 +59,16 @@ def test_shipped_model_finds_every_bone_of_a_fixed_virtual_subject(fixed_subject
 #: subject: knee femur 0.800 vs 0.929; one-leg fibula 0.454 vs 0.795 — the whole scan's fibula improved, the
 #: cut one did not; one-leg pelvis now within the old allowance): the allowed drop, about 0.03 beyond each.
 #: Open in issue #14's note; shrink these as the model improves.
-KNOWN_GAPS = {("one knee", "femur"): 0.16, ("one leg", "fibula"): 0.37, ("one leg", "pelvis"): 0.45}
+#: The knee series (measured 2026-12-02, same model): sagittal 0.3 x 0.3 x 1.5 mm femur 0.708 vs 0.930, coronal
+#: 0.3 x 0.3 x 3.8 mm femur 0.866 vs 0.927; their tibiae are within 0.05.
+KNOWN_GAPS = {("one knee", "femur"): 0.16, ("one leg", "fibula"): 0.37, ("one leg", "pelvis"): 0.45,
+              ("knee sagittal 0.3x0.3x1.5 mm", "femur"): 0.25, ("knee coronal 0.3x0.3x3.8 mm", "femur"): 0.09}
 
 
 @pytest.mark.slow
 def test_shipped_model_on_the_fields_of_view_labs_acquire(fixed_subject):
-    """The fixed subject cut to one knee, one leg, the body above mid-thigh, and stored sagittally: each runs
+    """The fixed subject cut to one knee, one leg, the body above mid-thigh, stored sagittally, and its knee
+    resampled as a sagittal 0.3 x 0.3 x 1.5 mm and a coronal 0.3 x 0.3 x 3.8 mm knee series: each runs
     without ROI options, every bone present gets one side (or 'unknown'), no bone out of view is reported,
     and each bone's DSC is within 0.05 of the whole scan's over the same crop (issue #14), except the known gaps
     above. The model shipped before the locator refused the one-knee and one-leg crops."""
@@ -83,11 +88,12 @@ def test_shipped_model_on_the_fields_of_view_labs_acquire(fixed_subject):
         pred = postprocess(labels, sides=sides).array
         for value, name in enumerate(("tibia", "femur", "fibula", "pelvis"), start=1):
             truth = fov.labels == value
-            if truth.sum() < 2000:  # not in view (or a sliver at the crop's edge)
-                if (pred == value).sum() > 2000 and not (fov.labels == value).any():
+            big = 2000 * max(1.0, float(np.prod(subject.image.spacing) / np.prod(fov.image.spacing)))
+            if truth.sum() < big:  # not in view (or a sliver at the crop's edge; counted in source voxels)
+                if (pred == value).sum() > big and not (fov.labels == value).any():
                     failures.append(f"{fov.name}: {name} reported but not in view")
                 continue
-            if fov.name in ("one knee", "one leg"):
+            if fov.name in ("one knee", "one leg") or fov.name.startswith("knee "):
                 parts = [m for _, m in sides.split(name, pred == value, labels.affine) if m.any()]
                 if len(parts) != 1:
                     failures.append(f"{fov.name}: {name} split over {len(parts)} sides ({sides.rule})")
