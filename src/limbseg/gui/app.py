@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -121,6 +122,10 @@ def create_app(
     async def _limbseg_error(request: Request, exc: LimbsegError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_message(exc)}, status_code=422)
+
     _common_routes(app, state)
     from limbseg.gui import routes_segment, routes_workflows
 
@@ -128,6 +133,16 @@ def create_app(
     routes_workflows.register(app, state)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """One line naming each invalid field and why, without echoing the values sent (FastAPI's default answer
+    repeats them, and a NaN or an infinity there made the answer itself fail: HTTP 500)."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form"))
+        parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
+    return "invalid request: " + "; ".join(parts)[:500]
 
 
 def _common_routes(app: FastAPI, state: GuiState) -> None:

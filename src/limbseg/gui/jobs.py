@@ -4,7 +4,8 @@ Layout: ``WORKDIR/jobs/<id>/job.json`` plus whatever the job writes (``input/``,
 The id is 128 random bits in hex, so two tabs or two users never share a folder and ids cannot be
 guessed. The state file is rewritten atomically at every change, so a page reload, a new tab or a
 new app instance over the same work dir finds the job. A failed job keeps the one-line
-:class:`~limbseg.errors.LimbsegError` message, exactly as the CLI would print it.
+:class:`~limbseg.errors.LimbsegError` message, exactly as the CLI would print it, with the job's files named
+relative to the job folder (:func:`job_relative`), whatever kind of job failed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from limbseg.gui.security import check_job_id
 from limbseg.io.atomic import atomic_path
 
 log = logging.getLogger("limbseg.gui")
+
+
+def job_relative(message: str, job_dir: Path) -> str:
+    """A message as the browser sees it: the job's files named relative to the job folder (no server path)."""
+    return message.replace(str(job_dir.resolve()) + "/", "").replace(str(job_dir) + "/", "")
 
 #: States: ``new`` (inputs uploaded) -> ``queued`` -> ``running`` -> ``done`` | ``failed``.
 ACTIVE_STATES = ("queued", "running")
@@ -135,13 +141,13 @@ class JobStore:
         try:
             result = fn(job_dir, progress)
         except LimbsegError as exc:
-            self.update(job_id, state="failed", error=str(exc), finished=time.time())
+            self.update(job_id, state="failed", error=job_relative(str(exc), job_dir), finished=time.time())
             log.info("job %s failed: %s", job_id, type(exc).__name__)
             return
         except Exception as exc:  # a bug: keep the GUI alive and say what happened
             log.exception("job %s crashed", job_id)
-            self.update(job_id, state="failed", error=f"internal error: {type(exc).__name__}: {exc}",
-                        finished=time.time())
+            self.update(job_id, state="failed", error=job_relative(f"internal error: {type(exc).__name__}: {exc}",
+                                                                   job_dir), finished=time.time())
             return
         self.update(job_id, state="done", progress=1.0, message="finished", result=result or {},
                     finished=time.time())

@@ -25,6 +25,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from limbseg.errors import LimbsegError
+from limbseg.gui.jobs import job_relative
 from limbseg.gui.security import upload_suffix
 from limbseg.gui.services import measurement_rows, series_rows, to_jsonable
 
@@ -91,7 +92,7 @@ def register(app: FastAPI, state: Any) -> None:
             series = series_rows(state.services.list_series(scan)) if scan.is_dir() else []
         except LimbsegError as exc:
             shutil.rmtree(job_dir, ignore_errors=True)
-            raise HTTPException(400, _strip_paths(str(exc), job_dir)) from None
+            raise HTTPException(400, job_relative(str(exc), job_dir)) from None
         shutil.rmtree(job_dir / "upload", ignore_errors=True)
         scan_rel = str(scan.relative_to(job_dir))
         return jobs.update(job["id"], params={"scan": scan_rel, "series": series, "n_files": len(files)})
@@ -114,11 +115,6 @@ def register(app: FastAPI, state: Any) -> None:
         return FileResponse(path, filename=ZIP_NAME, media_type="application/zip")
 
 
-def _strip_paths(message: str, job_dir: Path) -> str:
-    """Error messages name the job's internal files relative to the job folder."""
-    return message.replace(str(job_dir.resolve()) + "/", "").replace(str(job_dir) + "/", "")
-
-
 def _segment_job(state: Any, scan_rel: str, request: SegmentRequest, model: Path | None) -> Any:
     def run(job_dir: Path, progress: Any) -> dict[str, Any]:
         from limbseg.io import read_image, write_image
@@ -131,14 +127,11 @@ def _segment_job(state: Any, scan_rel: str, request: SegmentRequest, model: Path
         output = job_dir / "output"
         if output.exists():
             shutil.rmtree(output)
-        try:
-            result = state.services.segment(
-                scan, output, model=model, series_uid=request.series_uid, tta=request.tta,
-                roi_start_mm=request.roi_start_mm, roi_end_mm=request.roi_end_mm,
-                progress=lambda f, m="", *a, **k: progress(0.05 + 0.9 * float(f), m),
-            )
-        except LimbsegError as exc:
-            raise LimbsegError(_strip_paths(str(exc), job_dir)) from None
+        result = state.services.segment(  # a LimbsegError fails the job (its message relative to job_dir)
+            scan, output, model=model, series_uid=request.series_uid, tta=request.tta,
+            roi_start_mm=request.roi_start_mm, roi_end_mm=request.roi_end_mm,
+            progress=lambda f, m="", *a, **k: progress(0.05 + 0.9 * float(f), m),
+        )
         progress(0.96, "packing the outputs")
         meshes = _ras_meshes(output, job_dir / "view" / "meshes")
         files = sorted(str(p.relative_to(job_dir)) for p in output.rglob("*") if p.is_file())

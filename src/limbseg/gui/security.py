@@ -143,8 +143,12 @@ def safe_child(base: Path, relative: str) -> Path:
     base = Path(base).resolve()
     if "\x00" in relative or relative.startswith(("/", "\\")):
         raise HTTPException(404, "no such file")
-    target = (base / relative).resolve()
-    if not target.is_relative_to(base) or target == base or not target.is_file():
+    try:
+        target = (base / relative).resolve()
+        found = target.is_relative_to(base) and target != base and target.is_file()
+    except OSError:  # a name the file system refuses (too long, ...): no such file, not a server error
+        found = False
+    if not found:
         raise HTTPException(404, "no such file")
     return target
 
