@@ -91,6 +91,41 @@ def zip_with_corrupt_vr() -> Case:
     return {"scan.zip": S.zip_bytes({k.removeprefix("dcm/"): v for k, v in files.items()})}, "scan.zip"
 
 
+def _zip_with(*, data_byte: int | None = None, flags: int | None = None, method: int | None = None) -> Case:
+    """The DICOM zip seed with its first entry changed in place: the first byte of its compressed data, or its
+    general-purpose flags / compression method (in the local and the central header alike)."""
+    import struct
+
+    data = bytearray(S.dicom_zip_seed())
+    name_len, extra_len = struct.unpack_from("<HH", data, 26)
+    central = data.index(b"PK\x01\x02")
+    if data_byte is not None:
+        data[30 + name_len + extra_len] = data_byte
+    if flags is not None:
+        struct.pack_into("<H", data, 6, flags)
+        struct.pack_into("<H", data, central + 8, flags)
+    if method is not None:
+        struct.pack_into("<H", data, 8, method)
+        struct.pack_into("<H", data, central + 10, method)
+    return {"scan.zip": bytes(data)}, "scan.zip"
+
+
+def zip_with_corrupt_deflate() -> Case:
+    """A deflate stream whose first block has the reserved type 3: ``zlib.error`` escaped the extraction (the
+    GUI answered the upload with HTTP 500; found by the GUI upload fuzzer at 2,000 inputs)."""
+    return _zip_with(data_byte=0x07)
+
+
+def zip_with_encrypted_entry() -> Case:
+    """An entry flagged as encrypted: zipfile raises RuntimeError (password required)."""
+    return _zip_with(flags=0x0001)
+
+
+def zip_with_unknown_compression() -> Case:
+    """An entry compressed by method 77 (none such): zipfile raises NotImplementedError."""
+    return _zip_with(method=77)
+
+
 def _nifti_with(**fields: object) -> bytes:
     data = bytearray(S.nifti_seed())
     for name, value in fields.items():
@@ -180,10 +215,10 @@ CASES: dict[str, Callable[[], Case]] = {f.__name__: f for f in (
     corrupt_vr, empty_rows, shifted_file_meta, file_without_image, zip_with_corrupt_vr, nifti_huge_dims,
     nifti_huge_dims_uncompressed, metaimage_huge_dims, metaimage_outside_data_file, nrrd_huge_sizes,
     nrrd_outside_data_file, invalid_uid_splits_series, nifti_bad_sizeof_hdr, metaimage_without_element_type,
-    metaimage_huge_ndims)}
+    metaimage_huge_ndims, zip_with_corrupt_deflate, zip_with_encrypted_entry, zip_with_unknown_compression)}
 
 #: The ones also run through the real ``limbseg`` process.
 CLI_CASES = {n: CASES[n] for n in ("corrupt_vr", "shifted_file_meta", "zip_with_corrupt_vr", "nifti_huge_dims",
                                    "metaimage_huge_dims", "nrrd_outside_data_file", "invalid_uid_splits_series",
                                    "nifti_bad_sizeof_hdr", "metaimage_without_element_type",
-                                   "metaimage_huge_ndims")}
+                                   "metaimage_huge_ndims", "zip_with_corrupt_deflate")}

@@ -9,8 +9,10 @@ the files written so far are removed.
 
 from __future__ import annotations
 
+import lzma
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from limbseg.errors import LimbsegError
@@ -106,7 +108,11 @@ def _copy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget
                 if n > allowed:
                     raise LimbsegError(f"archive entry {info.filename!r} is larger than declared", zip_path)
                 dst.write(chunk)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
-        raise LimbsegError(f"corrupt archive entry {info.filename!r} ({exc})", zip_path) from exc
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, zlib.error, lzma.LZMAError,
+            NotImplementedError, RuntimeError) as exc:
+        # zlib.error: corrupt deflate data; NotImplementedError: an unknown compression method;
+        # RuntimeError: an encrypted entry
+        raise LimbsegError(f"corrupt archive entry {info.filename!r} ({type(exc).__name__}: {exc})",
+                           zip_path) from exc
     return n
 
